@@ -1,0 +1,49 @@
+"""sse_sync: a synchronous, threaded Server-Sent Events client with a spec-exact decoder."""
+
+from ._decoder import DEFAULT_MAX_EVENT_SIZE as DEFAULT_MAX_EVENT_SIZE
+from ._decoder import DEFAULT_MAX_LINE_LENGTH as DEFAULT_MAX_LINE_LENGTH
+from ._decoder import SSEDecoder as SSEDecoder
+from ._decoder import decode as decode
+from ._decoder import iter_events as iter_events
+from ._errors import ConnectError as ConnectError
+from ._errors import ContentTypeError as ContentTypeError
+from ._errors import DecodeError as DecodeError
+from ._errors import EventJSONError as EventJSONError
+from ._errors import EventTooLarge as EventTooLarge
+from ._errors import HTTPStatusError as HTTPStatusError
+from ._errors import IdleTimeout as IdleTimeout
+from ._errors import LimitExceeded as LimitExceeded
+from ._errors import LineTooLong as LineTooLong
+from ._errors import ReadTimeout as ReadTimeout
+from ._errors import ResponseError as ResponseError
+from ._errors import RetriesExhausted as RetriesExhausted
+from ._errors import SSEError as SSEError
+from ._errors import StreamError as StreamError
+from ._models import Comment as Comment
+from ._models import Event as Event
+from ._version import __version__ as __version__
+
+__all__ = (
+    "DEFAULT_MAX_EVENT_SIZE",
+    "DEFAULT_MAX_LINE_LENGTH",
+    "Comment",
+    "ConnectError",
+    "ContentTypeError",
+    "DecodeError",
+    "Event",
+    "EventJSONError",
+    "EventTooLarge",
+    "HTTPStatusError",
+    "IdleTimeout",
+    "LimitExceeded",
+    "LineTooLong",
+    "ReadTimeout",
+    "ResponseError",
+    "RetriesExhausted",
+    "SSEDecoder",
+    "SSEError",
+    "StreamError",
+    "__version__",
+    "decode",
+    "iter_events",
+)

@@ -1,0 +1,169 @@
+"""The exception hierarchy: everything sse_sync raises derives from :class:`SSEError`.
+
+Every class with extra constructor arguments defines ``__reduce__`` so that it survives pickling
+(errors travel between threads and processes).  Nothing here imports requests or urllib3: the
+transport edge translates their errors into these, chaining the original with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._models import Event
+
+__all__ = (
+    "ConnectError",
+    "ContentTypeError",
+    "DecodeError",
+    "EventJSONError",
+    "EventTooLarge",
+    "HTTPStatusError",
+    "IdleTimeout",
+    "LimitExceeded",
+    "LineTooLong",
+    "ReadTimeout",
+    "ResponseError",
+    "RetriesExhausted",
+    "SSEError",
+    "StreamError",
+)
+
+
+class SSEError(Exception):
+    """Root of every exception sse_sync raises."""
+
+
+class DecodeError(SSEError, ValueError):
+    """The event stream cannot be decoded."""
+
+
+class LimitExceeded(DecodeError):
+    """A configured decoder limit was exceeded.
+
+    ``limit`` names the setting (``"max_line_length"`` or ``"max_event_size"``), ``value`` is its
+    value, and ``events`` holds the events decoded from the same input before the limit was hit,
+    so that nothing already complete is lost.
+    """
+
+    limit: str
+
+    def __init__(self, value: int, events: Sequence[Event] = ()) -> None:
+        self.value = value
+        self.events: list[Event] = list(events)
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        return f"{self.limit} of {self.value} exceeded"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.value, self.events))
+
+
+class LineTooLong(LimitExceeded):
+    """A line grew longer than ``max_line_length`` bytes."""
+
+    limit = "max_line_length"
+
+    def _describe(self) -> str:
+        return f"line longer than max_line_length={self.value} bytes"
+
+
+class EventTooLarge(LimitExceeded):
+    """An event's data grew larger than ``max_event_size`` characters."""
+
+    limit = "max_event_size"
+
+    def _describe(self) -> str:
+        return f"event data larger than max_event_size={self.value} characters"
+
+
+class EventJSONError(SSEError, json.JSONDecodeError):
+    """:meth:`Event.json` found data that is not valid JSON (also a ``json.JSONDecodeError``)."""
+
+    def __init__(self, msg: str, doc: str, pos: int, event: str = "message", id: str = "") -> None:
+        json.JSONDecodeError.__init__(self, msg, doc, pos)
+        self.event = event
+        self.id = id
+        where = f"event {event!r}" + (f" (id {id!r})" if id else "")
+        self.args = (f"{where} data is not JSON: {msg}: line {self.lineno} column {self.colno}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.msg, self.doc, self.pos, self.event, self.id))
+
+
+class ConnectError(SSEError, ConnectionError):
+    """The connection could not be made (refused, DNS, TLS, proxy or connect timeout)."""
+
+
+class ResponseError(SSEError):
+    """The server answered, but not with an event stream.
+
+    Carries ``status_code``, ``headers`` (a plain dict), ``url`` and ``body`` (a short preview of
+    the response body, at most a few KiB, decoded leniently).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        headers: Mapping[str, str] | None = None,
+        url: str = "",
+        body: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.headers: dict[str, str] = dict(headers or {})
+        self.url = url
+        self.body = body
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+class HTTPStatusError(ResponseError):
+    """The response status is not 2xx (or is 204, the server's way of saying stop)."""
+
+
+class ContentTypeError(ResponseError):
+    """The response's ``Content-Type`` is not ``text/event-stream``; ``content_type`` says what came."""
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", self.headers.get("content-type", ""))
+
+
+class StreamError(SSEError, ConnectionError):
+    """The stream broke after it had started (connection reset, truncated chunk, protocol error)."""
+
+
+class ReadTimeout(StreamError, TimeoutError):
+    """No bytes arrived within the socket read timeout."""
+
+
+class IdleTimeout(ReadTimeout):
+    """No bytes (events or heartbeat comments) arrived within the configured idle timeout."""
+
+
+class RetriesExhausted(SSEError):
+    """The reconnection policy gave up; ``attempts`` says how many were made, ``__cause__`` why."""
+
+    def __init__(self, message: str, attempts: int = 0) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.args[0], self.attempts))
+
+
+def _rebuild(cls: type[ResponseError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    obj = cls.__new__(cls)
+    Exception.__init__(obj, *args)
+    obj.__dict__.update(state)
+    return obj
