@@ -1,10 +1,15 @@
 """sse_sync: a synchronous, threaded Server-Sent Events client with a spec-exact decoder."""
 
+from ._client import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from ._client import EventStream as EventStream
+from ._client import StreamStats as StreamStats
+from ._client import connect as connect
 from ._decoder import DEFAULT_MAX_EVENT_SIZE as DEFAULT_MAX_EVENT_SIZE
 from ._decoder import DEFAULT_MAX_LINE_LENGTH as DEFAULT_MAX_LINE_LENGTH
 from ._decoder import SSEDecoder as SSEDecoder
 from ._decoder import decode as decode
 from ._decoder import iter_events as iter_events
+from ._dispatch import handler_method_name as handler_method_name
 from ._errors import ConnectError as ConnectError
 from ._errors import ContentTypeError as ContentTypeError
 from ._errors import DecodeError as DecodeError
@@ -15,6 +20,7 @@ from ._errors import IdleTimeout as IdleTimeout
 from ._errors import LimitExceeded as LimitExceeded
 from ._errors import LineTooLong as LineTooLong
 from ._errors import ReadTimeout as ReadTimeout
+from ._errors import RequestError as RequestError
 from ._errors import ResponseError as ResponseError
 from ._errors import RetriesExhausted as RetriesExhausted
 from ._errors import SSEError as SSEError
@@ -26,24 +32,30 @@ from ._version import __version__ as __version__
 __all__ = (
     "DEFAULT_MAX_EVENT_SIZE",
     "DEFAULT_MAX_LINE_LENGTH",
+    "DEFAULT_TIMEOUT",
     "Comment",
     "ConnectError",
     "ContentTypeError",
     "DecodeError",
     "Event",
     "EventJSONError",
+    "EventStream",
     "EventTooLarge",
     "HTTPStatusError",
     "IdleTimeout",
     "LimitExceeded",
     "LineTooLong",
     "ReadTimeout",
+    "RequestError",
     "ResponseError",
     "RetriesExhausted",
     "SSEDecoder",
     "SSEError",
     "StreamError",
+    "StreamStats",
     "__version__",
+    "connect",
     "decode",
+    "handler_method_name",
     "iter_events",
 )

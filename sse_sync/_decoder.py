@@ -92,7 +92,7 @@ class SSEDecoder:
     ) -> None:
         if not isinstance(last_event_id, str) or "\0" in last_event_id:
             raise ValueError("last_event_id must be a str without NUL")
-        if retry is not None and (isinstance(retry, bool) or not isinstance(retry, int) or retry < 0):
+        if retry is not None and (type(retry) is not int or retry < 0):
             raise ValueError(f"retry must be a non-negative int or None, not {retry!r}")
         self._max_line = _limit("max_line_length", max_line_length)
         self._max_event = _limit("max_event_size", max_event_size)
@@ -269,7 +269,8 @@ class SSEDecoder:
                 value = ""
             else:
                 name = line[:colon]
-                value = line[colon + 2 :] if line[colon + 1 : colon + 2] == " " else line[colon + 1 :]
+                colon += 2 if line[colon + 1 : colon + 2] == " " else 1
+                value = line[colon:]
             if name == "data":
                 self._dsize += len(value) + 1
                 if self._dsize > self._max_event + 1:

@@ -25,6 +25,7 @@ __all__ = (
     "LimitExceeded",
     "LineTooLong",
     "ReadTimeout",
+    "RequestError",
     "ResponseError",
     "RetriesExhausted",
     "SSEError",
@@ -97,6 +98,10 @@ class EventJSONError(SSEError, json.JSONDecodeError):
         return (type(self), (self.msg, self.doc, self.pos, self.event, self.id))
 
 
+class RequestError(SSEError, ValueError):
+    """The request cannot be sent as given (an invalid URL, a header value with CR or LF)."""
+
+
 class ConnectError(SSEError, ConnectionError):
     """The connection could not be made (refused, DNS, TLS, proxy or connect timeout)."""
 
@@ -132,7 +137,7 @@ class HTTPStatusError(ResponseError):
 
 
 class ContentTypeError(ResponseError):
-    """The response's ``Content-Type`` is not ``text/event-stream``; ``content_type`` says what came."""
+    """The response's ``Content-Type`` is not ``text/event-stream`` (``content_type`` says what)."""
 
     @property
     def content_type(self) -> str:

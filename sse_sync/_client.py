@@ -1,0 +1,510 @@
+"""The threaded client: :func:`connect` and :class:`EventStream`.
+
+Threads live here and in ``_dispatch``.  Each stream owns one reader thread that reads the
+response body, decodes it and puts each read's events into a bounded :class:`Channel`.  The
+consumer (a ``for`` loop, :meth:`EventStream.next_event`, or the callback dispatcher) takes them
+out.  The reader thread holds no reference to the :class:`EventStream`, so a stream that is
+dropped without being closed is still cancelled when it is garbage-collected.
+
+Cancellation, from any thread: set a flag, wake both sides of the channel, and shut down the
+socket's read side so a ``recv`` blocked on a silent server returns at once.  The reader then
+closes the connection itself, so the socket is never closed under a read in progress.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+import requests
+
+from ._channel import Channel
+from ._decoder import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, SSEDecoder
+from ._dispatch import Handlers
+from ._errors import IdleTimeout, ReadTimeout
+from ._models import Comment, Event
+from ._transport import Connection, build_headers, open_connection
+
+__all__ = ("DEFAULT_TIMEOUT", "EventStream", "StreamStats", "connect")
+
+DEFAULT_TIMEOUT = (10.0, 300.0)
+"""(connect, read) timeouts in seconds: a silent socket is given up after five minutes."""
+
+DEFAULT_MAX_QUEUE = 1024
+DEFAULT_MAX_QUEUE_BYTES = 8 << 20
+
+_ids = itertools.count(1)
+
+Timeout = float | tuple[float | None, float | None] | None
+
+
+@attrs.frozen
+class StreamStats:
+    """A snapshot of a stream's counters."""
+
+    events: int
+    """Events handed to the consumer."""
+    bytes: int
+    """Body bytes received (after content decoding)."""
+    connections: int
+    """Connections opened, the first one included."""
+    connected_seconds: float
+    """Time spent connected, summed over connections."""
+    pending: int
+    """Events decoded but not yet taken by the consumer."""
+
+
+_TIMEOUT = object()
+
+
+class _Opened:
+    """Channel marker: a (re)connection is open; handlers' ``on_open`` runs at this point."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+
+@attrs.define(eq=False)
+class _Reader:
+    """The reader thread's state; shared with the consumer only through the channel and flags."""
+
+    conn: Connection
+    decoder: SSEDecoder
+    channel: Channel[Event | Comment]
+    idle_timeout: float | None
+    comments: bool
+    thread: threading.Thread | None = None
+    cancelled: bool = False
+    bytes: int = 0
+    connections: int = 1
+    connected_since: float = attrs.field(factory=time.monotonic)
+    connected_total: float = 0.0
+
+    def run(self) -> None:
+        error: BaseException | None = None
+        try:
+            self._read(self.conn)
+        except BaseException as exc:
+            # Anything, even a bug, must reach the consumer rather than die with this thread.
+            if not self.cancelled:
+                error = exc
+        finally:
+            self.conn.close()
+            self.connected_total += time.monotonic() - self.connected_since
+            self.decoder.close()
+            self.channel.finish(error)
+
+    def _read(self, conn: Connection) -> None:
+        feed = self.decoder.feed_items if self.comments else self.decoder.feed
+        put = self.channel.put
+        idle = self.idle_timeout
+        last_line = time.monotonic()
+        pending = 0
+        try:
+            for chunk in conn.chunks():
+                if self.cancelled:
+                    return
+                size = len(chunk)
+                self.bytes += size
+                pending += size
+                if idle is not None:
+                    # A trickle that never completes a line is as dead as silence.
+                    now = time.monotonic()
+                    if b"\n" in chunk or b"\r" in chunk:
+                        last_line = now
+                    elif now - last_line > idle:
+                        raise IdleTimeout(f"no complete line within idle_timeout={idle} s")
+                events = feed(chunk)
+                if events:
+                    if not put(events, len(events), pending):
+                        return
+                    pending = 0
+        except ReadTimeout as exc:
+            if idle is not None and not isinstance(exc, IdleTimeout):
+                raise IdleTimeout(f"no bytes within idle_timeout={idle} s") from exc
+            raise
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.channel.cancel()
+        self.conn.interrupt()
+
+
+class EventStream:
+    """An open event stream: iterate it for :class:`Event` objects.
+
+    Made by :func:`connect`.  Iteration blocks until the next event; it ends when the server
+    ends the stream or :meth:`cancel` is called, and raises the error (an :class:`SSEError`,
+    original chained) that ended the stream otherwise.  Events already received are delivered
+    before such an error.  Use it as a context manager, or call :meth:`close`.
+
+    Callback style: register handlers with :meth:`on` (and ``on_open``, ``on_error``,
+    ``on_close``, ``on_comment``, ``on_unknown``, or :meth:`handler` for an object with
+    ``on_<type>`` methods), then :meth:`run` (in this thread) or :meth:`start` (in a new one).
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        decoder: SSEDecoder,
+        session: requests.Session,
+        owns_session: bool,
+        idle_timeout: float | None,
+        comments: bool,
+        max_queue: int,
+        max_queue_bytes: int,
+    ) -> None:
+        self._conn = conn
+        self._session = session
+        self._owns_session = owns_session
+        self._channel: Channel[Event | Comment] = Channel(max_queue, max_queue_bytes)
+        self._reader = _Reader(conn, decoder, self._channel, idle_timeout, comments)
+        self._handlers = Handlers()
+        self._last_id = decoder.last_event_id
+        self._delivered = 0
+        self._deadline: float | None = None
+        self._source = self._items()
+        self._iter = self._events()
+        self._dispatch_thread: threading.Thread | None = None
+        self._dispatch_error: BaseException | None = None
+        self._done = threading.Event()
+        self._name = f"sse_sync-{next(_ids)}"
+        # Cancel a forgotten stream when it is collected; the reader never refers back to it.
+        self._finalizer = weakref.finalize(self, self._reader.cancel)
+        self._channel.put(_Opened(conn), 0, 0)
+        if conn.status == 204:
+            self._channel.finish(None)
+            conn.close()
+        else:
+            thread = threading.Thread(
+                target=self._reader.run, name=f"{self._name}-reader", daemon=True
+            )
+            self._reader.thread = thread
+            thread.start()
+
+    # -- attributes ------------------------------------------------------------------------
+
+    @property
+    def status(self) -> int:
+        """HTTP status of the current connection (204 means the server asked to stop)."""
+        return self._conn.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Response headers of the current connection (case-insensitive)."""
+        return self._conn.headers
+
+    @property
+    def url(self) -> str:
+        """Final URL of the current connection, after redirects."""
+        return self._conn.url
+
+    @property
+    def last_event_id(self) -> str:
+        """The last event ID in effect for the last event delivered to the consumer."""
+        return self._last_id
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` (or :meth:`close`) was called."""
+        return self._reader.cancelled
+
+    @property
+    def done(self) -> bool:
+        """Whether the stream has ended and every event in it was delivered."""
+        return self._done.is_set()
+
+    def stats(self) -> StreamStats:
+        """Counters: events delivered, bytes received, connections, time connected."""
+        reader = self._reader
+        connected = reader.connected_total
+        if reader.thread is not None and reader.thread.is_alive():
+            connected += time.monotonic() - reader.connected_since
+        return StreamStats(
+            events=self._delivered,
+            bytes=reader.bytes,
+            connections=reader.connections,
+            connected_seconds=connected,
+            pending=self._channel.pending(),
+        )
+
+    def __repr__(self) -> str:
+        state = "cancelled" if self.cancelled else "done" if self.done else "open"
+        return f"<EventStream {self._name} {self.status} {state}>"
+
+    # -- consuming -------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Event]:
+        return self._iter
+
+    def __next__(self) -> Event:
+        return next(self._iter)
+
+    def next_event(self, timeout: float | None = None) -> Event | None:
+        """The next event; ``None`` if none came within ``timeout`` seconds or the stream is
+        :attr:`done`.  Raises the stream's error as iteration does.  For polling loops in
+        notebooks and views; use one consumer style per stream at a time."""
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            for item in self._source:
+                if type(item) is Event:
+                    return item
+                if item is _TIMEOUT:
+                    return None
+            return None
+        finally:
+            self._deadline = None
+
+    def _events(self) -> Iterator[Event]:
+        for item in self._source:
+            if type(item) is Event:
+                yield item
+
+    def _items(self) -> Iterator[Event | Comment | _Opened | object]:
+        # The one consumer loop: every style (for, next_event, run) pulls from this generator,
+        # so they share one position in the stream.
+        channel = self._channel
+        reader = self._reader
+        while True:
+            deadline = self._deadline
+            batches = channel.take(
+                None if deadline is None else max(0.0, deadline - time.monotonic())
+            )
+            if batches is None:
+                yield _TIMEOUT
+                continue
+            if not batches:
+                self._done.set()
+                error = channel.error
+                if error is not None and not reader.cancelled:
+                    raise error
+                return
+            for batch in batches:
+                if type(batch) is list:
+                    self._delivered += len(batch)
+                    for item in batch:
+                        if reader.cancelled:
+                            self._done.set()
+                            return
+                        if type(item) is Event:
+                            self._last_id = item.id
+                        yield item
+                elif isinstance(batch, _Opened):
+                    self._conn = batch.connection
+                    yield batch
+
+    # -- ending ----------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the stream now, from any thread or callback; idempotent and non-blocking.
+
+        Iteration ends (no error) and the reader thread closes the connection and exits,
+        even if it was blocked on a silent socket or a full queue.
+        """
+        self._reader.cancel()
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Cancel, wait up to ``timeout`` seconds for the reader thread, close an owned session."""
+        self.cancel()
+        self._done.set()
+        thread = self._reader.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- callbacks -------------------------------------------------------------------------
+
+    def on(self, event_type: str, handler: Callable[[Event], object]) -> EventStream:
+        """Call ``handler(event)`` for each event of ``event_type``; returns the stream."""
+        self._handlers.add(event_type, handler)
+        return self
+
+    def on_open(self, handler: Callable[[EventStream], object]) -> EventStream:
+        """Call ``handler(stream)`` when dispatching starts and after every reconnection."""
+        self._handlers.opened.append(handler)
+        return self
+
+    def on_error(self, handler: Callable[[BaseException], object]) -> EventStream:
+        """Call ``handler(exc)`` for the error that ends the stream or a handler's exception."""
+        self._handlers.errors.append(handler)
+        return self
+
+    def on_close(self, handler: Callable[[], object]) -> EventStream:
+        """Call ``handler()`` once when dispatching ends, for whatever reason."""
+        self._handlers.closed.append(handler)
+        return self
+
+    def on_comment(self, handler: Callable[[str], object]) -> EventStream:
+        """Call ``handler(text)`` for each comment line (heartbeats); enables comment decoding.
+
+        Pass ``comments=True`` to :func:`connect` to be sure of comments in the first bytes."""
+        self._handlers.comments.append(handler)
+        self._reader.comments = True
+        return self
+
+    def on_unknown(self, handler: Callable[[Event], object]) -> EventStream:
+        """Call ``handler(event)`` for events of a type no other handler takes."""
+        self._handlers.unknown.append(handler)
+        return self
+
+    def handler(self, obj: object) -> EventStream:
+        """Dispatch to ``obj``'s ``on_<type>`` methods (see :func:`handler_method_name`), with
+        ``on_unknown`` as the fallback and ``on_open``/``on_error``/``on_close``/``on_comment``."""
+        if self._handlers.bind(obj):
+            self._reader.comments = True
+        return self
+
+    def run(self, *, handler_errors: str = "stop") -> None:
+        """Dispatch every event to the handlers in this thread until the stream ends.
+
+        A handler's exception goes to the ``on_error`` handlers; with ``handler_errors="stop"``
+        (the default) it also cancels the stream, with ``"continue"`` dispatching goes on.  An
+        error that no ``on_error`` handler received is raised from here, after ``on_close``.
+        """
+        self._handlers.run(self, self._opened_too(), handler_errors)
+
+    def _opened_too(self) -> Iterator[object]:
+        for item in self._source:
+            if isinstance(item, _Opened):
+                self._conn = item.connection
+            yield item
+
+    def start(self, *, handler_errors: str = "stop") -> EventStream:
+        """Run :meth:`run` in a new (daemon) dispatch thread; use :meth:`join` or :meth:`wait`."""
+        if self._dispatch_thread is not None:
+            raise RuntimeError("dispatching has already started")
+
+        def target() -> None:
+            try:
+                self.run(handler_errors=handler_errors)
+            except BaseException as exc:
+                self._dispatch_error = exc
+
+        self._dispatch_thread = threading.Thread(
+            target=target, name=f"{self._name}-dispatch", daemon=True
+        )
+        self._dispatch_thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for background dispatching to end; ``True`` if it has."""
+        thread = self._dispatch_thread
+        if thread is None:
+            raise RuntimeError("start() was not called")
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for background dispatching to end and raise the error it ended with, if any.
+
+        Raises :class:`TimeoutError` if it is still running after ``timeout`` seconds."""
+        if not self.wait(timeout):
+            raise TimeoutError(f"dispatching still running after {timeout} s")
+        error, self._dispatch_error = self._dispatch_error, None
+        if error is not None:
+            raise error
+
+
+def connect(
+    url: str,
+    *,
+    method: str = "GET",
+    session: requests.Session | None = None,
+    headers: Mapping[str, str] | None = None,
+    params: Any = None,
+    data: Any = None,
+    json: Any = None,
+    last_event_id: str | None = None,
+    timeout: Timeout = DEFAULT_TIMEOUT,
+    idle_timeout: float | None = None,
+    comments: bool = False,
+    max_queue: int = DEFAULT_MAX_QUEUE,
+    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+    max_line_length: int | None = DEFAULT_MAX_LINE_LENGTH,
+    max_event_size: int | None = DEFAULT_MAX_EVENT_SIZE,
+    **request_kwargs: Any,
+) -> EventStream:
+    """Open an event stream and return once its response headers have arrived.
+
+    :param session: your ``requests.Session`` (auth, proxies, certificates, cookies and mounted
+        adapters apply); never closed by sse_sync.  Without one, a private session is made.
+    :param headers: extra request headers (``Accept: text/event-stream`` and
+        ``Cache-Control: no-cache`` are sent by default); the mapping is not modified.
+    :param params, data, json: as for ``requests``; any method may carry a body.
+    :param last_event_id: sent as ``Last-Event-ID``.
+    :param timeout: seconds, or ``(connect, read)``; read is the longest silence of the socket.
+    :param idle_timeout: end the stream with :class:`IdleTimeout` when no complete line (event,
+        field or heartbeat comment) arrives for this many seconds.
+    :param comments: decode comment lines from the first byte, for ``on_comment`` handlers.
+    :param max_queue, max_queue_bytes: bound on events decoded but not yet consumed; a full
+        queue stops reading the socket.
+    :param max_line_length, max_event_size: decoder limits (see :class:`SSEDecoder`).
+    :param request_kwargs: passed to ``session.request`` (``auth``, ``cookies``, ``verify``,
+        ``cert``, ``proxies``, ``allow_redirects``, ...).
+    :raises ConnectError, ReadTimeout, HTTPStatusError, ContentTypeError, RequestError:
+    """
+    for reserved in ("stream", "headers_callback"):
+        if reserved in request_kwargs:
+            raise TypeError(f"connect() got an unexpected keyword argument {reserved!r}")
+    if max_queue < 1 or max_queue_bytes < 1:
+        raise ValueError("max_queue and max_queue_bytes must be at least 1")
+    connect_timeout, read_timeout = _timeouts(timeout)
+    if idle_timeout is not None:
+        if idle_timeout <= 0:
+            raise ValueError("idle_timeout must be positive or None")
+        read_timeout = idle_timeout if read_timeout is None else min(read_timeout, idle_timeout)
+    decoder = SSEDecoder(
+        last_event_id=last_event_id or "",
+        max_line_length=max_line_length,
+        max_event_size=max_event_size,
+    )
+    owns_session = session is None
+    sess = requests.Session() if session is None else session
+    try:
+        conn = open_connection(
+            sess,
+            method,
+            url,
+            headers=build_headers(headers, decoder.last_event_id),
+            timeout=(connect_timeout, read_timeout),
+            params=params,
+            data=data,
+            json=json,
+            **request_kwargs,
+        )
+    except BaseException:
+        if owns_session:
+            sess.close()
+        raise
+    return EventStream(
+        conn,
+        decoder=decoder,
+        session=sess,
+        owns_session=owns_session,
+        idle_timeout=idle_timeout,
+        comments=comments,
+        max_queue=max_queue,
+        max_queue_bytes=max_queue_bytes,
+    )
+
+
+def _timeouts(timeout: Timeout) -> tuple[float | None, float | None]:
+    if timeout is None or isinstance(timeout, (int, float)):
+        return timeout, timeout
+    connect_timeout, read_timeout = timeout
+    return connect_timeout, read_timeout

@@ -1,0 +1,244 @@
+"""The requests/urllib3 edge: open a streaming response, read its body, wake a blocked read.
+
+This is the only module that imports requests or urllib3.  Their exceptions are translated here,
+once, into sse_sync's (the original chained as ``__cause__``), so no other module needs to know
+which HTTP stack is underneath.
+
+Reading: a chunked body is read with urllib3's ``read_chunked()`` and any other body with
+``read1()``; both hand over each piece as soon as it arrives (``iter_content`` and ``stream(n)``
+wait for ``n`` bytes on a close-delimited body, which stalls events).  ``read_chunked`` is about
+3x cheaper per HTTP chunk than ``read1``.  Both are given an upper bound, so neither a huge
+chunk nor a gzip bomb is ever materialised in one piece.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import requests
+import urllib3
+from urllib3.exceptions import DecodeError as _Urllib3DecodeError
+from urllib3.exceptions import HTTPError as _Urllib3Error
+from urllib3.exceptions import ReadTimeoutError as _Urllib3ReadTimeout
+
+from ._errors import (
+    ConnectError,
+    ContentTypeError,
+    HTTPStatusError,
+    ReadTimeout,
+    RequestError,
+    SSEError,
+    StreamError,
+)
+
+__all__ = ("Connection", "build_headers", "open_connection")
+
+READ_SIZE = 1 << 16
+PREVIEW_BYTES = 4096
+PREVIEW_SECONDS = 2.0
+
+
+def build_headers(headers: Mapping[str, str] | None, last_event_id: str) -> dict[str, Any]:
+    """Request headers for one attempt: the SSE ones, the caller's, then ``Last-Event-ID``.
+
+    The caller's mapping is copied, never mutated.  ``Last-Event-ID`` is sent UTF-8 encoded (as
+    browsers do) and only when non-empty; a value that could inject a header is refused.
+    """
+    result: dict[str, Any] = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    if headers:
+        for name, value in headers.items():
+            _check_header(name, value)
+            result[name] = value
+    if last_event_id:
+        if any(c in last_event_id for c in "\r\n\0"):
+            raise RequestError("Last-Event-ID must not contain CR, LF or NUL")
+        # HTTP parsers drop surrounding whitespace anyway; requests refuses to send it.
+        value = last_event_id.strip(" \t")
+        if value:
+            result["Last-Event-ID"] = value.encode("utf-8")
+    return result
+
+
+def _check_header(name: str, value: object) -> None:
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    if not isinstance(text, str):
+        raise RequestError(f"header {name!r} must be str or bytes, not {type(value).__name__}")
+    if any(c in text for c in "\r\n\0") or any(c in name for c in "\r\n\0:"):
+        raise RequestError(f"header {name!r} has a CR, LF or NUL in its name or value")
+
+
+def open_connection(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, Any],
+    timeout: tuple[float | None, float | None],
+    read_size: int = READ_SIZE,
+    **kwargs: Any,
+) -> Connection:
+    """Send the request and check that the answer is an event stream.
+
+    Returns once the response headers are in.  Raises :class:`ConnectError`,
+    :class:`ReadTimeout` (no headers in time), :class:`HTTPStatusError` (not 2xx),
+    :class:`ContentTypeError` or :class:`RequestError`.  A 204 is returned as a connection
+    whose body is empty: it is the server's way of saying "stop", not an error.
+    """
+    try:
+        response = session.request(
+            method, url, headers=headers, stream=True, timeout=timeout, **kwargs
+        )
+    except (
+        requests.exceptions.InvalidURL,
+        requests.exceptions.MissingSchema,
+        requests.exceptions.InvalidSchema,
+        requests.exceptions.InvalidHeader,
+        requests.exceptions.URLRequired,
+    ) as exc:
+        raise RequestError(f"cannot send the request: {exc}") from exc
+    except requests.exceptions.ReadTimeout as exc:
+        raise ReadTimeout(f"no response headers from {_safe_url(url)} in time") from exc
+    except requests.exceptions.ConnectTimeout as exc:
+        raise ConnectError(f"connecting to {_safe_url(url)} timed out") from exc
+    except requests.exceptions.RequestException as exc:
+        raise ConnectError(f"cannot connect to {_safe_url(url)}: {_reason(exc)}") from exc
+    try:
+        _check_response(response)
+    except BaseException:
+        response.close()
+        raise
+    return Connection(response, read_size)
+
+
+def _check_response(response: requests.Response) -> None:
+    status = response.status_code
+    url = _safe_url(response.url)
+    if status == 204:
+        return
+    if not 200 <= status < 300:
+        raise HTTPStatusError(
+            f"HTTP {status} {response.reason or ''} from {url}".replace("  ", " "),
+            status_code=status,
+            headers=dict(response.headers),
+            url=url,
+            body=_preview(response),
+        )
+    content_type = response.headers.get("Content-Type", "")
+    if content_type.split(";", 1)[0].strip().lower() != "text/event-stream":
+        raise ContentTypeError(
+            f"expected Content-Type text/event-stream from {url}, got {content_type or 'none'!r}",
+            status_code=status,
+            headers=dict(response.headers),
+            url=url,
+            body=_preview(response),
+        )
+
+
+def _preview(response: requests.Response) -> str:
+    # A few KiB of an error body helps a user see why; a stalled server must not hold us up.
+    raw = response.raw
+    try:
+        sock = _socket_of(raw)
+        if sock is not None:
+            sock.settimeout(PREVIEW_SECONDS)
+        data = raw.read1(PREVIEW_BYTES) if isinstance(raw, urllib3.BaseHTTPResponse) else b""
+    except Exception:
+        return ""
+    return data.decode("utf-8", "replace")
+
+
+def _socket_of(raw: object) -> socket.socket | None:
+    conn = getattr(raw, "_connection", None)
+    sock = getattr(conn, "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _safe_url(url: str) -> str:
+    # Query strings often carry tokens: keep them out of messages and logs.
+    base, sep, _ = url.partition("?")
+    return base + ("?..." if sep else "")
+
+
+def _reason(exc: BaseException) -> str:
+    # requests nests urllib3's MaxRetryError, which nests the socket error a user needs to see.
+    inner = exc
+    for _ in range(8):
+        nested = getattr(inner, "reason", None)
+        if not isinstance(nested, BaseException) and inner.args:
+            nested = inner.args[0]
+        if not isinstance(nested, BaseException):
+            break
+        inner = nested
+    return _scrub(f"{type(inner).__name__}: {inner}")
+
+
+def _scrub(text: str) -> str:
+    # urllib3 messages embed the request path, query string included.
+    return " ".join(_safe_url(word) if "?" in word else word for word in text.split(" "))
+
+
+class Connection:
+    """One open event-stream response: its status, headers, body chunks and a way to wake it."""
+
+    def __init__(self, response: requests.Response, read_size: int = READ_SIZE) -> None:
+        self.response = response
+        self.status: int = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+        self.url: str = response.url
+        self._read_size = read_size
+
+    def chunks(self) -> Iterator[bytes]:
+        """Yield the body in pieces as they arrive; errors are sse_sync errors."""
+        if self.status == 204:
+            return
+        raw = self.response.raw
+        size = self._read_size
+        try:
+            if not isinstance(raw, urllib3.BaseHTTPResponse):
+                # A custom adapter's response: the generic path is all we can rely on.
+                yield from self.response.iter_content(None)
+            elif raw.chunked and isinstance(raw, urllib3.HTTPResponse):
+                yield from raw.read_chunked(size, decode_content=True)
+            else:
+                read1 = raw.read1
+                while chunk := read1(size, decode_content=True):
+                    yield chunk
+        except SSEError:
+            raise
+        except (_Urllib3ReadTimeout, requests.exceptions.ReadTimeout, TimeoutError) as exc:
+            raise ReadTimeout("no bytes arrived within the read timeout") from exc
+        except _Urllib3DecodeError as exc:
+            raise StreamError(f"cannot decode the response's content encoding: {exc}") from exc
+        except (
+            _Urllib3Error,
+            requests.exceptions.RequestException,
+            http.client.HTTPException,
+            OSError,
+        ) as exc:
+            raise StreamError(f"the stream broke: {_reason(exc)}") from exc
+
+    def interrupt(self) -> None:
+        """Wake a read blocked in another thread (it then sees end of stream). Thread-safe."""
+        raw = self.response.raw
+        try:
+            if isinstance(raw, urllib3.BaseHTTPResponse):
+                raw.shutdown()
+                return
+        except Exception:
+            pass
+        sock = _socket_of(raw)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Close the response and its connection (an unfinished stream cannot go back to a pool)."""
+        try:
+            self.response.close()
+        except Exception:
+            pass
