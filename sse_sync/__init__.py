@@ -10,6 +10,11 @@ from ._decoder import SSEDecoder as SSEDecoder
 from ._decoder import decode as decode
 from ._decoder import iter_events as iter_events
 from ._dispatch import handler_method_name as handler_method_name
+from ._encoder import HEARTBEAT as HEARTBEAT
+from ._encoder import SSE_HEADERS as SSE_HEADERS
+from ._encoder import EventWriter as EventWriter
+from ._encoder import encode as encode
+from ._encoder import encode_event as encode_event
 from ._errors import ConnectError as ConnectError
 from ._errors import ContentTypeError as ContentTypeError
 from ._errors import DecodeError as DecodeError
@@ -23,8 +28,10 @@ from ._errors import ReadTimeout as ReadTimeout
 from ._errors import RequestError as RequestError
 from ._errors import ResponseError as ResponseError
 from ._errors import RetriesExhausted as RetriesExhausted
+from ._errors import SendTimeout as SendTimeout
 from ._errors import SSEError as SSEError
 from ._errors import StreamError as StreamError
+from ._errors import WriterClosed as WriterClosed
 from ._models import Comment as Comment
 from ._models import Event as Event
 from ._version import __version__ as __version__
@@ -33,6 +40,8 @@ __all__ = (
     "DEFAULT_MAX_EVENT_SIZE",
     "DEFAULT_MAX_LINE_LENGTH",
     "DEFAULT_TIMEOUT",
+    "HEARTBEAT",
+    "SSE_HEADERS",
     "Comment",
     "ConnectError",
     "ContentTypeError",
@@ -41,6 +50,7 @@ __all__ = (
     "EventJSONError",
     "EventStream",
     "EventTooLarge",
+    "EventWriter",
     "HTTPStatusError",
     "IdleTimeout",
     "LimitExceeded",
@@ -51,11 +61,15 @@ __all__ = (
     "RetriesExhausted",
     "SSEDecoder",
     "SSEError",
+    "SendTimeout",
     "StreamError",
     "StreamStats",
+    "WriterClosed",
     "__version__",
     "connect",
     "decode",
+    "encode",
+    "encode_event",
     "handler_method_name",
     "iter_events",
 )

@@ -29,7 +29,9 @@ __all__ = (
     "ResponseError",
     "RetriesExhausted",
     "SSEError",
+    "SendTimeout",
     "StreamError",
+    "WriterClosed",
 )
 
 
@@ -165,6 +167,14 @@ class RetriesExhausted(SSEError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.args[0], self.attempts))
+
+
+class WriterClosed(SSEError):
+    """The ``EventWriter`` is closed: by a producer, or by the server when the client left."""
+
+
+class SendTimeout(SSEError, TimeoutError):
+    """``EventWriter.send`` waited ``timeout`` seconds for room among the pending messages."""
 
 
 def _rebuild(cls: type[ResponseError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:

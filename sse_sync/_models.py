@@ -36,9 +36,9 @@ class Event:
 
     def encode(self) -> bytes:
         """This event in wire format, ready to write to a ``text/event-stream`` response."""
-        from ._encoder import encode
+        from ._encoder import encode_event
 
-        return encode(self.data, event=self.event, id=self.id or None, retry=self.retry)
+        return encode_event(self)
 
     def __repr__(self) -> str:
         parts = [f"event={self.event!r}", f"data={_preview(self.data)}"]
