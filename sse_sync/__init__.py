@@ -1,9 +1,11 @@
-"""sse_sync: a synchronous, threaded Server-Sent Events client with a spec-exact decoder."""
+"""sse_sync: a synchronous, threaded Server-Sent Events client with a spec-exact decoder.
 
-from ._client import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
-from ._client import EventStream as EventStream
-from ._client import StreamStats as StreamStats
-from ._client import connect as connect
+The client names (``connect``, ``EventStream``, ...) are loaded on first use, so that the
+decoder, encoder and models can be used without importing requests or urllib3.
+"""
+
+from typing import TYPE_CHECKING, Any
+
 from ._decoder import DEFAULT_MAX_EVENT_SIZE as DEFAULT_MAX_EVENT_SIZE
 from ._decoder import DEFAULT_MAX_LINE_LENGTH as DEFAULT_MAX_LINE_LENGTH
 from ._decoder import SSEDecoder as SSEDecoder
@@ -34,11 +36,35 @@ from ._errors import StreamError as StreamError
 from ._errors import WriterClosed as WriterClosed
 from ._models import Comment as Comment
 from ._models import Event as Event
+from ._retry import RetryPolicy as RetryPolicy
 from ._version import __version__ as __version__
+
+if TYPE_CHECKING:
+    from ._client import DEFAULT_RETRY as DEFAULT_RETRY
+    from ._client import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+    from ._client import EventStream as EventStream
+    from ._client import StreamStats as StreamStats
+    from ._client import connect as connect
+
+_CLIENT_NAMES = frozenset(
+    {"DEFAULT_RETRY", "DEFAULT_TIMEOUT", "EventStream", "StreamStats", "connect"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        from . import _client
+
+        value = getattr(_client, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sse_sync' has no attribute {name!r}")
+
 
 __all__ = (
     "DEFAULT_MAX_EVENT_SIZE",
     "DEFAULT_MAX_LINE_LENGTH",
+    "DEFAULT_RETRY",
     "DEFAULT_TIMEOUT",
     "HEARTBEAT",
     "SSE_HEADERS",
@@ -59,6 +85,7 @@ __all__ = (
     "RequestError",
     "ResponseError",
     "RetriesExhausted",
+    "RetryPolicy",
     "SSEDecoder",
     "SSEError",
     "SendTimeout",

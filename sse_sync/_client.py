@@ -14,6 +14,7 @@ closes the connection itself, so the socket is never closed under a read in prog
 from __future__ import annotations
 
 import itertools
+import random
 import threading
 import time
 import weakref
@@ -26,14 +27,26 @@ import requests
 from ._channel import Channel
 from ._decoder import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, SSEDecoder
 from ._dispatch import Handlers
-from ._errors import IdleTimeout, ReadTimeout
+from ._errors import (
+    HTTPStatusError,
+    IdleTimeout,
+    LimitExceeded,
+    ReadTimeout,
+    RetriesExhausted,
+    SSEError,
+    StreamError,
+)
 from ._models import Comment, Event
+from ._retry import RetryPolicy, retry_after
 from ._transport import Connection, build_headers, open_connection
 
-__all__ = ("DEFAULT_TIMEOUT", "EventStream", "StreamStats", "connect")
+__all__ = ("DEFAULT_RETRY", "DEFAULT_TIMEOUT", "EventStream", "StreamStats", "connect")
 
 DEFAULT_TIMEOUT = (10.0, 300.0)
 """(connect, read) timeouts in seconds: a silent socket is given up after five minutes."""
+
+DEFAULT_RETRY = RetryPolicy()
+"""Reconnect as EventSource does: 3 s (or the server's ``retry:``), doubling to 30 s, jittered."""
 
 DEFAULT_MAX_QUEUE = 1024
 DEFAULT_MAX_QUEUE_BYTES = 8 << 20
@@ -80,37 +93,129 @@ class _Reader:
     channel: Channel[Event | Comment]
     idle_timeout: float | None
     comments: bool
+    policy: RetryPolicy | None
+    reopen: Callable[[str], Connection]
     thread: threading.Thread | None = None
     cancelled: bool = False
+    restarting: bool = False
     bytes: int = 0
     connections: int = 1
     connected_since: float = attrs.field(factory=time.monotonic)
     connected_total: float = 0.0
+    wake: threading.Event = attrs.field(factory=threading.Event)
+    rng: random.Random = attrs.field(factory=random.Random)
 
     def run(self) -> None:
         error: BaseException | None = None
         try:
-            self._read(self.conn)
+            self._loop()
         except BaseException as exc:
             # Anything, even a bug, must reach the consumer rather than die with this thread.
             if not self.cancelled:
                 error = exc
         finally:
             self.conn.close()
-            self.connected_total += time.monotonic() - self.connected_since
             self.decoder.close()
             self.channel.finish(error)
 
-    def _read(self, conn: Connection) -> None:
-        feed = self.decoder.feed_items if self.comments else self.decoder.feed
+    def _loop(self) -> None:
+        failures = 0
+        failing_since = 0.0
+        while True:
+            failure: SSEError | None = None
+            delivered = False
+            try:
+                delivered = self._read(self.conn)
+            except SSEError as exc:
+                failure = exc
+            finally:
+                self.conn.close()
+                self.connected_total += time.monotonic() - self.connected_since
+                # A reconnect starts a new stream: an unfinished event is dropped, never halved.
+                self.decoder.close()
+            if self.cancelled:
+                return
+            if self.restarting:
+                self.restarting = False
+                self.wake.clear()
+                failures = 0
+                failure = None
+                delay = 0.0
+            else:
+                policy = self.policy
+                if policy is None or not policy.should_retry(failure):
+                    if failure is not None:
+                        raise failure
+                    return
+                if delivered and time.monotonic() - self.connected_since >= policy.reset_after:
+                    failures = 0
+                if failures == 0:
+                    failing_since = time.monotonic()
+                failures += 1
+                delay = self._delay(policy, failures, failing_since, failure)
+            conn = self._reconnect(delay, failures, failing_since)
+            if conn is None:
+                return
+            self.conn = conn
+
+    def _delay(
+        self, policy: RetryPolicy, failures: int, since: float, failure: BaseException | None
+    ) -> float:
+        if policy.max_attempts is not None and failures > policy.max_attempts:
+            raise RetriesExhausted(
+                f"gave up after {failures - 1} reconnection attempts", failures - 1
+            ) from failure
+        if policy.max_elapsed is not None and time.monotonic() - since > policy.max_elapsed:
+            raise RetriesExhausted(
+                f"gave up after {policy.max_elapsed} s of failed reconnection", failures - 1
+            ) from failure
+        delay = policy.delay(failures, self.decoder.retry, self.rng)
+        if isinstance(failure, HTTPStatusError):
+            asked = retry_after(failure.headers)
+            if asked is not None:
+                delay = max(delay, asked)
+        return delay
+
+    def _reconnect(self, delay: float, failures: int, since: float) -> Connection | None:
+        # Returns the next open connection, or None when the stream is over without error.
+        while True:
+            if delay > 0 and self.wake.wait(delay):
+                # cancel() or restart() during the wait: both end it early.
+                self.wake.clear()
+                self.restarting = False
+            if self.cancelled:
+                return None
+            try:
+                conn = self.reopen(self.decoder.last_event_id)
+            except SSEError as exc:
+                policy = self.policy
+                if policy is None or not policy.should_retry(exc):
+                    raise
+                failures += 1
+                delay = self._delay(policy, failures, since, exc)
+                continue
+            if conn.status == 204 or self._is_cancelled():
+                # 204 is the server's way of saying "stop": no error, no further attempts.
+                conn.close()
+                return None
+            self.connections += 1
+            self.connected_since = time.monotonic()
+            self.channel.put(_Opened(conn), 0, 0)
+            return conn
+
+    def _read(self, conn: Connection) -> bool:
+        # Read one connection to its end; True if it delivered an event.
+        decoder = self.decoder
+        feed = decoder.feed_items if self.comments else decoder.feed
         put = self.channel.put
         idle = self.idle_timeout
         last_line = time.monotonic()
         pending = 0
+        delivered = False
         try:
             for chunk in conn.chunks():
-                if self.cancelled:
-                    return
+                if self.cancelled or self.restarting:
+                    return delivered
                 size = len(chunk)
                 self.bytes += size
                 pending += size
@@ -123,17 +228,40 @@ class _Reader:
                         raise IdleTimeout(f"no complete line within idle_timeout={idle} s")
                 events = feed(chunk)
                 if events:
+                    delivered = True
                     if not put(events, len(events), pending):
-                        return
+                        return delivered
                     pending = 0
+        except LimitExceeded as exc:
+            # Events completed before the limit was hit are delivered, then the error.
+            if exc.events:
+                put(list(exc.events), len(exc.events), pending)
+            raise
         except ReadTimeout as exc:
+            if self.cancelled or self.restarting:
+                return delivered
             if idle is not None and not isinstance(exc, IdleTimeout):
                 raise IdleTimeout(f"no bytes within idle_timeout={idle} s") from exc
             raise
+        except StreamError:
+            if self.cancelled or self.restarting:
+                return delivered
+            raise
+        return delivered
+
+    def _is_cancelled(self) -> bool:
+        # A call, not an attribute test, so type narrowing does not assume it cannot change.
+        return self.cancelled
 
     def cancel(self) -> None:
         self.cancelled = True
+        self.wake.set()
         self.channel.cancel()
+        self.conn.interrupt()
+
+    def restart(self) -> None:
+        self.restarting = True
+        self.wake.set()
         self.conn.interrupt()
 
 
@@ -161,12 +289,14 @@ class EventStream:
         comments: bool,
         max_queue: int,
         max_queue_bytes: int,
+        policy: RetryPolicy | None,
+        reopen: Callable[[str], Connection],
     ) -> None:
         self._conn = conn
         self._session = session
         self._owns_session = owns_session
         self._channel: Channel[Event | Comment] = Channel(max_queue, max_queue_bytes)
-        self._reader = _Reader(conn, decoder, self._channel, idle_timeout, comments)
+        self._reader = _Reader(conn, decoder, self._channel, idle_timeout, comments, policy, reopen)
         self._handlers = Handlers()
         self._last_id = decoder.last_event_id
         self._delivered = 0
@@ -264,9 +394,17 @@ class EventStream:
             self._deadline = None
 
     def _events(self) -> Iterator[Event]:
+        # Handlers registered for open and comments run here too, in the consumer's thread.
+        handlers = self._handlers
         for item in self._source:
             if type(item) is Event:
                 yield item
+            elif type(item) is Comment:
+                for on_comment in handlers.comments:
+                    on_comment(item.text)
+            elif type(item) is _Opened:
+                for on_open in handlers.opened:
+                    on_open(self)
 
     def _items(self) -> Iterator[Event | Comment | _Opened | object]:
         # The one consumer loop: every style (for, next_event, run) pulls from this generator,
@@ -310,6 +448,11 @@ class EventStream:
         even if it was blocked on a silent socket or a full queue.
         """
         self._reader.cancel()
+
+    def restart(self) -> None:
+        """Drop the current connection and reconnect at once, as if the server had dropped it
+        (after a credential refresh, say).  Works during a backoff wait too.  Non-blocking."""
+        self._reader.restart()
 
     def close(self, timeout: float | None = 5.0) -> None:
         """Cancel, wait up to ``timeout`` seconds for the reader thread, close an owned session."""
@@ -425,11 +568,12 @@ def connect(
     *,
     method: str = "GET",
     session: requests.Session | None = None,
-    headers: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
     params: Any = None,
     data: Any = None,
     json: Any = None,
     last_event_id: str | None = None,
+    retry: RetryPolicy | None = DEFAULT_RETRY,
     timeout: Timeout = DEFAULT_TIMEOUT,
     idle_timeout: float | None = None,
     comments: bool = False,
@@ -443,10 +587,13 @@ def connect(
 
     :param session: your ``requests.Session`` (auth, proxies, certificates, cookies and mounted
         adapters apply); never closed by sse_sync.  Without one, a private session is made.
-    :param headers: extra request headers (``Accept: text/event-stream`` and
-        ``Cache-Control: no-cache`` are sent by default); the mapping is not modified.
     :param params, data, json: as for ``requests``; any method may carry a body.
-    :param last_event_id: sent as ``Last-Event-ID``.
+    :param headers: extra request headers, or a callable returning them, called for every
+        attempt (rotating tokens); ``Accept: text/event-stream`` and ``Cache-Control:
+        no-cache`` are sent by default.  The mapping is not modified.
+    :param last_event_id: sent as ``Last-Event-ID``; later attempts send the stream's own.
+    :param retry: the :class:`RetryPolicy` for reconnecting; ``None`` never reconnects.  A
+        request with a body reconnects only with ``RetryPolicy(resend_body=True)``.
     :param timeout: seconds, or ``(connect, read)``; read is the longest silence of the socket.
     :param idle_timeout: end the stream with :class:`IdleTimeout` when no complete line (event,
         field or heartbeat comment) arrives for this many seconds.
@@ -473,24 +620,39 @@ def connect(
         max_line_length=max_line_length,
         max_event_size=max_event_size,
     )
+    has_body = data is not None or json is not None or "files" in request_kwargs
+    policy = retry
+    if policy is not None and has_body and not policy.resend_body:
+        policy = None
+    replayable = data is None or isinstance(data, (bytes, str, dict, list, tuple))
+    if policy is not None and not replayable:
+        raise ValueError("resend_body needs a body that can be sent again: bytes, str or dict")
     owns_session = session is None
     sess = requests.Session() if session is None else session
-    try:
-        conn = open_connection(
+
+    def reopen(last_id: str) -> Connection:
+        extra = headers() if callable(headers) else headers
+        return open_connection(
             sess,
             method,
             url,
-            headers=build_headers(headers, decoder.last_event_id),
+            headers=build_headers(extra, last_id),
             timeout=(connect_timeout, read_timeout),
             params=params,
             data=data,
             json=json,
             **request_kwargs,
         )
+
+    try:
+        conn = _first_connection(reopen, decoder.last_event_id, policy)
     except BaseException:
         if owns_session:
             sess.close()
         raise
+    if conn.status == 204:
+        # The server's way of saying "stop": the stream is over before it began.
+        policy = None
     return EventStream(
         conn,
         decoder=decoder,
@@ -500,7 +662,37 @@ def connect(
         comments=comments,
         max_queue=max_queue,
         max_queue_bytes=max_queue_bytes,
+        policy=policy,
+        reopen=reopen,
     )
+
+
+def _first_connection(
+    reopen: Callable[[str], Connection], last_id: str, policy: RetryPolicy | None
+) -> Connection:
+    # Fails fast unless the policy opts into retrying the first connection too.
+    failures = 0
+    started = time.monotonic()
+    rng = random.Random()
+    while True:
+        try:
+            return reopen(last_id)
+        except SSEError as exc:
+            if policy is None or not policy.retry_first or not policy.should_retry(exc):
+                raise
+            failures += 1
+            if policy.max_attempts is not None and failures > policy.max_attempts:
+                raise RetriesExhausted(
+                    f"gave up after {failures} connection attempts", failures
+                ) from exc
+            if policy.max_elapsed is not None and time.monotonic() - started > policy.max_elapsed:
+                raise RetriesExhausted(
+                    f"gave up after {policy.max_elapsed} s of failed connection", failures
+                ) from exc
+            delay = policy.delay(failures, None, rng)
+            if isinstance(exc, HTTPStatusError):
+                delay = max(delay, retry_after(exc.headers) or 0.0)
+            time.sleep(delay)
 
 
 def _timeouts(timeout: Timeout) -> tuple[float | None, float | None]:
