@@ -26,7 +26,7 @@ import requests
 
 from ._channel import Channel
 from ._decoder import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, SSEDecoder
-from ._dispatch import Handlers
+from ._dispatch import Handlers, Opened, Retrying
 from ._errors import (
     HTTPStatusError,
     IdleTimeout,
@@ -73,15 +73,6 @@ class StreamStats:
 
 
 _TIMEOUT = object()
-
-
-class _Opened:
-    """Channel marker: a (re)connection is open; handlers' ``on_open`` runs at this point."""
-
-    __slots__ = ("connection",)
-
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
 
 
 @attrs.define(eq=False)
@@ -153,6 +144,7 @@ class _Reader:
                     failing_since = time.monotonic()
                 failures += 1
                 delay = self._delay(policy, failures, failing_since, failure)
+                self.channel.put(Retrying(failure, delay), 0, 0)
             conn = self._reconnect(delay, failures, failing_since)
             if conn is None:
                 return
@@ -193,6 +185,7 @@ class _Reader:
                     raise
                 failures += 1
                 delay = self._delay(policy, failures, since, exc)
+                self.channel.put(Retrying(exc, delay), 0, 0)
                 continue
             if conn.status == 204 or self._is_cancelled():
                 # 204 is the server's way of saying "stop": no error, no further attempts.
@@ -200,7 +193,7 @@ class _Reader:
                 return None
             self.connections += 1
             self.connected_since = time.monotonic()
-            self.channel.put(_Opened(conn), 0, 0)
+            self.channel.put(Opened(conn), 0, 0)
             return conn
 
     def _read(self, conn: Connection) -> bool:
@@ -309,7 +302,7 @@ class EventStream:
         self._name = f"sse_sync-{next(_ids)}"
         # Cancel a forgotten stream when it is collected; the reader never refers back to it.
         self._finalizer = weakref.finalize(self, self._reader.cancel)
-        self._channel.put(_Opened(conn), 0, 0)
+        self._channel.put(Opened(conn), 0, 0)
         if conn.status == 204:
             self._channel.finish(None)
             conn.close()
@@ -399,14 +392,10 @@ class EventStream:
         for item in self._source:
             if type(item) is Event:
                 yield item
-            elif type(item) is Comment:
-                for on_comment in handlers.comments:
-                    on_comment(item.text)
-            elif type(item) is _Opened:
-                for on_open in handlers.opened:
-                    on_open(self)
+            else:
+                handlers.signal(self, item)
 
-    def _items(self) -> Iterator[Event | Comment | _Opened | object]:
+    def _items(self) -> Iterator[Event | Comment | Opened | object]:
         # The one consumer loop: every style (for, next_event, run) pulls from this generator,
         # so they share one position in the stream.
         channel = self._channel
@@ -435,8 +424,9 @@ class EventStream:
                         if type(item) is Event:
                             self._last_id = item.id
                         yield item
-                elif isinstance(batch, _Opened):
-                    self._conn = batch.connection
+                else:
+                    if type(batch) is Opened:
+                        self._conn = batch.connection  # type: ignore[assignment]
                     yield batch
 
     # -- ending ----------------------------------------------------------------------------
@@ -500,6 +490,13 @@ class EventStream:
         self._reader.comments = True
         return self
 
+    def on_retry(self, handler: Callable[[BaseException | None, float], object]) -> EventStream:
+        """Call ``handler(error, delay)`` when the connection ended or an attempt failed and
+        the next attempt follows in ``delay`` seconds; ``error`` is ``None`` when the server
+        closed the stream cleanly.  ``on_open`` runs again once reconnected."""
+        self._handlers.retrying.append(handler)
+        return self
+
     def on_unknown(self, handler: Callable[[Event], object]) -> EventStream:
         """Call ``handler(event)`` for events of a type no other handler takes."""
         self._handlers.unknown.append(handler)
@@ -519,13 +516,7 @@ class EventStream:
         (the default) it also cancels the stream, with ``"continue"`` dispatching goes on.  An
         error that no ``on_error`` handler received is raised from here, after ``on_close``.
         """
-        self._handlers.run(self, self._opened_too(), handler_errors)
-
-    def _opened_too(self) -> Iterator[object]:
-        for item in self._source:
-            if isinstance(item, _Opened):
-                self._conn = item.connection
-            yield item
+        self._handlers.run(self, self._source, handler_errors)
 
     def start(self, *, handler_errors: str = "stop") -> EventStream:
         """Run :meth:`run` in a new (daemon) dispatch thread; use :meth:`join` or :meth:`wait`."""

@@ -13,10 +13,30 @@ from typing import Any
 
 from ._models import Comment, Event
 
-__all__ = ("Handlers", "handler_method_name")
+__all__ = ("Handlers", "Opened", "Retrying", "handler_method_name")
 
 _RESERVED = frozenset({"open", "error", "close", "comment", "unknown"})
 _NON_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
+
+
+class Opened:
+    """Stream marker: a (re)connection is open; ``on_open`` handlers run at this point."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: object) -> None:
+        self.connection = connection
+
+
+class Retrying:
+    """Stream marker: the connection ended (``error`` is ``None`` for a clean close by the
+    server) and the next attempt comes after ``delay`` seconds; ``on_retry`` handlers run."""
+
+    __slots__ = ("delay", "error")
+
+    def __init__(self, error: BaseException | None, delay: float) -> None:
+        self.error = error
+        self.delay = delay
 
 
 def handler_method_name(event_type: str) -> str:
@@ -40,6 +60,7 @@ class Handlers:
         self.errors: list[Callable[[BaseException], object]] = []
         self.closed: list[Callable[[], object]] = []
         self.comments: list[Callable[[str], object]] = []
+        self.retrying: list[Callable[[BaseException | None, float], object]] = []
         self.unknown: list[Callable[[Event], object]] = []
         self._resolved: dict[str, list[Callable[[Event], object]]] = {}
 
@@ -50,7 +71,8 @@ class Handlers:
         self._resolved.clear()
 
     def bind(self, obj: object) -> bool:
-        """Take ``obj``'s ``on_*`` methods; ``True`` if it wants comments."""
+        """Take ``obj``'s lifecycle methods (``on_open``, ``on_error``, ``on_close``,
+        ``on_comment``, ``on_unknown``, ``on_retry``); ``True`` if it wants comments."""
         self.objects.append(obj)
         self._resolved.clear()
         for name, target in (
@@ -59,6 +81,7 @@ class Handlers:
             ("on_close", self.closed),
             ("on_comment", self.comments),
             ("on_unknown", self.unknown),
+            ("on_retry", self.retrying),
         ):
             method = getattr(obj, name, None)
             if callable(method):
@@ -82,6 +105,19 @@ class Handlers:
             handler(error)
         return bool(self.errors)
 
+    def signal(self, stream: Any, item: object) -> None:
+        """Run the handlers for a comment or a marker (anything but an event)."""
+        kind = type(item)
+        if kind is Comment:
+            for on_comment in self.comments:
+                on_comment(item.text)  # type: ignore[attr-defined]
+        elif kind is Opened:
+            for on_open in self.opened:
+                on_open(stream)
+        elif kind is Retrying:
+            for on_retry in self.retrying:
+                on_retry(item.error, item.delay)  # type: ignore[attr-defined]
+
     def run(self, stream: Any, items: Iterable[object], policy: str) -> None:
         if policy not in ("stop", "continue"):
             raise ValueError('handler_errors must be "stop" or "continue"')
@@ -97,12 +133,8 @@ class Handlers:
                             handlers = self._resolve(event.event)
                         for handler in handlers:
                             handler(event)
-                    elif kind is Comment:
-                        for on_comment in self.comments:
-                            on_comment(item.text)  # type: ignore[attr-defined]
                     else:
-                        for on_open in self.opened:
-                            on_open(stream)
+                        self.signal(stream, item)
                 except Exception as exc:
                     if not self.report(exc) and unreported is None:
                         unreported = exc
