@@ -1,4 +1,4 @@
-"""The threaded client against real HTTP servers on 127.0.0.1: reading, errors, cancel, callbacks."""
+"""The threaded client against real servers on 127.0.0.1: reading, errors, cancel, callbacks."""
 
 from __future__ import annotations
 
