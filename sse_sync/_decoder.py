@@ -38,7 +38,7 @@ DEFAULT_MAX_LINE_LENGTH = 1 << 20
 """Default limit on one line, in bytes (1 MiB)."""
 
 DEFAULT_MAX_EVENT_SIZE = 16 << 20
-"""Default limit on one event's data, in characters (16 Mi)."""
+"""Default limit on one event's data, in bytes of UTF-8 (16 MiB)."""
 
 _BOM = b"\xef\xbb\xbf"
 _UNLIMITED = sys.maxsize
@@ -58,7 +58,7 @@ class SSEDecoder:
     :param last_event_id: initial last event ID (as after an earlier connection).
     :param retry: initial reconnection time in milliseconds, or ``None``.
     :param max_line_length: longest line accepted, in bytes; ``None`` for no limit.
-    :param max_event_size: largest event data accepted, in characters; ``None`` for no limit.
+    :param max_event_size: largest event data accepted, in bytes; ``None`` for no limit.
 
     Exceeding a limit raises :class:`LineTooLong` or :class:`EventTooLarge`; the events decoded
     from the same ``feed()`` call before that point are on the exception's ``events``.
@@ -68,11 +68,14 @@ class SSEDecoder:
     __slots__ = (
         "_bom",
         "_bretry",
+        "_clean",
         "_comments",
         "_cr",
         "_data",
         "_dsize",
         "_error",
+        "_fast_limit",
+        "_id_buffer",
         "_last_id",
         "_max_event",
         "_max_line",
@@ -96,26 +99,33 @@ class SSEDecoder:
             raise ValueError(f"retry must be a non-negative int or None, not {retry!r}")
         self._max_line = _limit("max_line_length", max_line_length)
         self._max_event = _limit("max_event_size", max_event_size)
+        self._fast_limit = min(self._max_line, self._max_event)
         self._last_id = last_event_id
+        self._id_buffer = last_event_id
         self._retry = retry
         self._comments = False
         self._reset()
 
     def _reset(self) -> None:
-        # Per-stream state; last_id and retry outlive a stream, as EventSource's do.
+        # Per-stream state; last_id and retry outlive a stream, as EventSource's do.  An ID
+        # read in a block that was never dispatched is dropped with the block (HTML 9.2.6:
+        # only dispatch commits the buffer to the last event ID string).
+        self._id_buffer = self._last_id
         self._bom: bytes | None = b""  # bytes seen while a leading BOM is still possible
         self._cr = False  # the last byte fed was a CR (now a line break)
         self._parts: list[bytes] = []  # pieces of the unfinished line
         self._plen = 0
-        self._data: list[str] = []
-        self._dsize = 0  # length the joined data would have, plus one
-        self._type = ""
+        self._data: list[bytes] = []
+        self._dsize = 0  # bytes the joined data would have, plus one
+        self._type = b""
         self._bretry: int | None = None  # a retry field seen in the current block
         self._error: LimitExceeded | None = None
+        self._clean = False  # no per-stream state pending: feed() may take its fast path
 
     @property
     def last_event_id(self) -> str:
-        """The last event ID buffer: what a reconnect sends as ``Last-Event-ID``."""
+        """The last event ID string, as of the last dispatch: what a reconnect sends as
+        ``Last-Event-ID``.  An ``id`` field counts once its block has ended."""
         return self._last_id
 
     @property
@@ -125,6 +135,20 @@ class SSEDecoder:
 
     def feed(self, data: bytes) -> list[Event]:
         """Decode the next chunk of the stream; return the events it completed, in order."""
+        # The most common chunk of all, one whole "data: ..." event as a server flushes it, is
+        # decoded here without touching any state.
+        if (
+            self._clean
+            and data[-2:] == b"\n\n"
+            and data[:6] == b"data: "
+            and data.find(b"\n", 6) == len(data) - 2
+            and 13 not in data
+            and len(data) <= self._fast_limit
+        ):
+            return [Event("message", data[6:-2].decode("utf-8", "replace"), self._last_id, None)]
+        return self._feed(data)
+
+    def _feed(self, data: bytes) -> list[Event]:
         if self._error is not None:
             raise self._error
         if self._bom is not None:
@@ -133,7 +157,7 @@ class SSEDecoder:
             self._cr = False
             if data[0] == 10:
                 data = data[1:]
-        if b"\r" in data:
+        if 13 in data:
             self._cr = data[-1] == 13
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         end = data.rfind(b"\n") + 1
@@ -141,6 +165,7 @@ class SSEDecoder:
             if data:
                 self._parts.append(data)
                 self._plen += len(data)
+                self._clean = False
                 if self._plen > self._max_line:
                     self._fail(LineTooLong(self._max_line))
             return []
@@ -157,9 +182,14 @@ class SSEDecoder:
         out: list[Event] = []
         if len(head) > self._max_line:
             head = self._check_lines(head, out)
-        self._text(head.decode("utf-8", "replace"), out)
+        self._text(head, out)
         if self._plen > self._max_line:
             self._fail(LineTooLong(self._max_line), out)
+        self._clean = (
+            not (rest or self._data or self._type or self._cr or self._bretry is not None)
+            and self._bom is None
+            and self._id_buffer == self._last_id
+        )
         return out
 
     def feed_items(self, data: bytes) -> list[Event | Comment]:
@@ -196,6 +226,7 @@ class SSEDecoder:
         self._parts = []
         self._data = []
         self._error = type(error)(error.value)
+        self._clean = False
         raise error
 
     def _check_lines(self, head: bytes, out: list[Event]) -> bytes:
@@ -206,97 +237,112 @@ class SSEDecoder:
         while True:
             nl = head.index(b"\n", start)
             if nl - start > limit:
-                self._text(head[:start].decode("utf-8", "replace"), out)
+                self._text(head[:start], out)
                 self._fail(LineTooLong(limit), out)
             start = nl + 1
             if start == len(head):
                 return head
 
-    def _text(self, text: str, out: list[Event]) -> None:
-        # text is a run of complete lines, each ending in "\n".
-        blocks = text.split("\n\n")
-        tail = blocks.pop()
-        if blocks:
-            first = 0
-            if self._data or self._type or self._bretry is not None:
-                # The first block finishes an event begun by an earlier feed.
-                self._block(blocks[0], out)
-                first = 1
-            last_id = self._last_id
-            # The fast paths build events without the per-line loop; they hold only while one
-            # event's data cannot exceed the limit, which a text no longer than it guarantees.
-            fast = len(text) <= self._max_event
-            for i in range(first, len(blocks)):
-                block = blocks[i]
-                if fast and block[:5] == "data:":
-                    if "\n" not in block:
-                        out.append(
-                            Event(
-                                "message",
-                                block[6:] if block[5:6] == " " else block[5:],
-                                last_id,
-                                None,
-                            )
-                        )
-                        continue
-                    if block[5:6] == " " and block.count("\n") == block.count("\ndata: "):
-                        # Every line is "data: ...": dropping each prefix joins them with LF.
-                        out.append(
-                            Event("message", block[6:].replace("\ndata: ", "\n"), last_id, None)
-                        )
-                        continue
-                self._block(block, out)
-                last_id = self._last_id
-        if tail:
-            self._lines(tail[:-1], out)
+    def _text(self, text: bytes, out: list[Event]) -> None:
+        # text is a run of complete lines, each ending in LF.  Split on blank lines: every piece
+        # but the last is a whole block that a blank line dispatches; the last holds the
+        # complete lines of an event still unfinished.  Lines stay bytes until a value is used:
+        # slicing bytes is cheaper than slicing str, and field names and separators are ASCII,
+        # so decoding each value alone gives what decoding the stream would.  Stream state
+        # lives in locals here and is written back once at the end.
+        append = out.append
+        data = self._data
+        size = self._dsize
+        kind = self._type
+        retry = self._bretry
+        last_id = self._id_buffer
+        committed = self._last_id
+        comments = self._comments
+        max_event = self._max_event
+        # The fast paths hold only while one event's data cannot exceed the limit, which a
+        # text no longer than it guarantees.
+        fast = len(text) <= max_event
+        blocks = text.split(b"\n\n")
+        last = len(blocks) - 1
+        for index, block in enumerate(blocks):
+            if index == last:
+                if not block:
+                    break
+            elif fast and not data and not kind and retry is None and block[:6] == b"data: ":
+                if 10 not in block:
+                    committed = last_id
+                    append(Event("message", block[6:].decode("utf-8", "replace"), last_id, None))
+                    continue
+                if block.count(b"\n") == block.count(b"\ndata: "):
+                    # Every line is "data: ...": dropping each prefix joins them with LF.
+                    committed = last_id
+                    value = block[6:].replace(b"\ndata: ", b"\n")
+                    append(Event("message", value.decode("utf-8", "replace"), last_id, None))
+                    continue
+            if block[:1] == b"\n":
+                # Leading blank lines: dispatch what an earlier feed left pending.
+                committed = last_id
+                if data:
+                    append(_event(kind, data, last_id, retry))
+                    data = []
+                    size = 0
+                kind = b""
+                retry = None
+                block = block.lstrip(b"\n")
+            known = len(data)
+            for line in block[:-1].split(b"\n") if index == last else block.split(b"\n"):
+                if line[:5] == b"data:":
+                    data.append(line[6:] if line[5:6] == b" " else line[5:])
+                    continue
+                name, colon, value = line.partition(b":")
+                if not name:
+                    if comments and colon:
+                        append(Comment(value.decode("utf-8", "replace")))  # type: ignore[arg-type]
+                    continue
+                if value[:1] == b" ":
+                    value = value[1:]
+                if name == b"event":
+                    kind = value
+                elif name == b"id":
+                    if 0 not in value:
+                        last_id = value.decode("utf-8", "replace")
+                elif name == b"retry":
+                    if value.isdigit():
+                        try:
+                            self._retry = retry = int(value)
+                        except ValueError:
+                            # More digits than int() takes (sys.get_int_max_str_digits).
+                            pass
+                elif name == b"data":
+                    data.append(value)
+            if len(data) > known and (known or index == last or len(block) > max_event):
+                size += sum(map(len, data[known:])) + len(data) - known
+                if size > max_event + 1:
+                    self._last_id = committed
+                    self._fail(EventTooLarge(max_event), out)
+            if index != last:
+                committed = last_id
+                if data:
+                    append(_event(kind, data, last_id, retry))
+                    data = []
+                    size = 0
+                kind = b""
+                retry = None
+        self._id_buffer = last_id
+        self._last_id = committed
+        self._data = data
+        self._dsize = size
+        self._type = kind
+        self._bretry = retry
 
-    def _block(self, block: str, out: list[Event]) -> None:
-        self._lines(block, out)
-        self._dispatch(out)
 
-    def _lines(self, text: str, out: list[Event]) -> None:
-        for line in text.split("\n"):
-            if not line:
-                self._dispatch(out)
-                continue
-            colon = line.find(":")
-            if colon == 0:
-                if self._comments:
-                    out.append(Comment(line[1:]))  # type: ignore[arg-type]
-                continue
-            if colon < 0:
-                name = line
-                value = ""
-            else:
-                name = line[:colon]
-                colon += 2 if line[colon + 1 : colon + 2] == " " else 1
-                value = line[colon:]
-            if name == "data":
-                self._dsize += len(value) + 1
-                if self._dsize > self._max_event + 1:
-                    self._fail(EventTooLarge(self._max_event), out)
-                self._data.append(value)
-            elif name == "event":
-                self._type = value
-            elif name == "id":
-                if "\0" not in value:
-                    self._last_id = value
-            elif name == "retry" and value.isdigit() and value.isascii():
-                try:
-                    self._retry = self._bretry = int(value)
-                except ValueError:
-                    # More digits than int() accepts (sys.get_int_max_str_digits): ignore it.
-                    pass
-
-    def _dispatch(self, out: list[Event]) -> None:
-        if self._data:
-            out.append(
-                Event(self._type or "message", "\n".join(self._data), self._last_id, self._bretry)
-            )
-            self._data = []
-            self._dsize = 0
-        self._type = ""
-        self._bretry = None
+def _event(kind: bytes, data: list[bytes], last_id: str, retry: int | None) -> Event:
+    return Event(
+        kind.decode("utf-8", "replace") if kind else "message",
+        b"\n".join(data).decode("utf-8", "replace"),
+        last_id,
+        retry,
+    )
 
 
 def decode(
@@ -320,6 +366,25 @@ def iter_events(
 ) -> Iterator[Event]:
     """Decode an iterable of byte chunks lazily, yielding each event as soon as it is complete."""
     decoder = SSEDecoder(max_line_length=max_line_length, max_event_size=max_event_size)
+    feed = decoder.feed
+    # A chunk with no CR or LF cannot complete a line: hold it and feed it with the next one
+    # that can, which gives the same events at the same points and skips a feed() per chunk.
+    held: list[bytes] = []
+    held_size = 0
+    limit = decoder._max_line
     for chunk in chunks:
-        yield from decoder.feed(chunk)
+        if 10 in chunk or 13 in chunk or held_size > limit:
+            if held:
+                held.append(chunk)
+                chunk = b"".join(held)
+                held = []
+                held_size = 0
+            events = feed(chunk)
+            if events:
+                yield from events
+        elif chunk:
+            held.append(chunk)
+            held_size += len(chunk)
+    if held:
+        yield from feed(b"".join(held))
     yield from decoder.close()

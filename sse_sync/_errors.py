@@ -51,7 +51,7 @@ class LimitExceeded(DecodeError):
     so that nothing already complete is lost.
     """
 
-    limit: str
+    limit: str = "limit"
 
     def __init__(self, value: int, events: Sequence[Event] = ()) -> None:
         self.value = value
@@ -75,12 +75,12 @@ class LineTooLong(LimitExceeded):
 
 
 class EventTooLarge(LimitExceeded):
-    """An event's data grew larger than ``max_event_size`` characters."""
+    """An event's data grew larger than ``max_event_size`` bytes."""
 
     limit = "max_event_size"
 
     def _describe(self) -> str:
-        return f"event data larger than max_event_size={self.value} characters"
+        return f"event data larger than max_event_size={self.value} bytes"
 
 
 class EventJSONError(SSEError, json.JSONDecodeError):
