@@ -32,6 +32,7 @@ from ._errors import (
     IdleTimeout,
     LimitExceeded,
     ReadTimeout,
+    RequestError,
     RetriesExhausted,
     SSEError,
     StreamError,
@@ -93,6 +94,8 @@ class _Reader:
     connections: int = 1
     connected_since: float = attrs.field(factory=time.monotonic)
     connected_total: float = 0.0
+    failures: int = 0
+    failing_since: float = 0.0
     wake: threading.Event = attrs.field(factory=threading.Event)
     rng: random.Random = attrs.field(factory=random.Random)
 
@@ -110,8 +113,6 @@ class _Reader:
             self.channel.finish(error)
 
     def _loop(self) -> None:
-        failures = 0
-        failing_since = 0.0
         while True:
             failure: SSEError | None = None
             delivered = False
@@ -129,8 +130,7 @@ class _Reader:
             if self.restarting:
                 self.restarting = False
                 self.wake.clear()
-                failures = 0
-                failure = None
+                self.failures = 0
                 delay = 0.0
             else:
                 policy = self.policy
@@ -139,20 +139,20 @@ class _Reader:
                         raise failure
                     return
                 if delivered and time.monotonic() - self.connected_since >= policy.reset_after:
-                    failures = 0
-                if failures == 0:
-                    failing_since = time.monotonic()
-                failures += 1
-                delay = self._delay(policy, failures, failing_since, failure)
-                self.channel.put(Retrying(failure, delay), 0, 0)
-            conn = self._reconnect(delay, failures, failing_since)
+                    self.failures = 0
+                delay = self._failed(policy, failure)
+            conn = self._reconnect(delay)
             if conn is None:
                 return
             self.conn = conn
 
-    def _delay(
-        self, policy: RetryPolicy, failures: int, since: float, failure: BaseException | None
-    ) -> float:
+    def _failed(self, policy: RetryPolicy, failure: BaseException | None) -> float:
+        # One more consecutive failure: give up, or say how long to wait and tell the consumer.
+        if not self.failures:
+            self.failing_since = time.monotonic()
+        self.failures += 1
+        failures = self.failures
+        since = self.failing_since
         if policy.max_attempts is not None and failures > policy.max_attempts:
             raise RetriesExhausted(
                 f"gave up after {failures - 1} reconnection attempts", failures - 1
@@ -166,9 +166,10 @@ class _Reader:
             asked = retry_after(failure.headers)
             if asked is not None:
                 delay = max(delay, asked)
+        self.channel.put(Retrying(failure, delay), 0, 0)
         return delay
 
-    def _reconnect(self, delay: float, failures: int, since: float) -> Connection | None:
+    def _reconnect(self, delay: float) -> Connection | None:
         # Returns the next open connection, or None when the stream is over without error.
         while True:
             if delay > 0 and self.wake.wait(delay):
@@ -183,9 +184,7 @@ class _Reader:
                 policy = self.policy
                 if policy is None or not policy.should_retry(exc):
                     raise
-                failures += 1
-                delay = self._delay(policy, failures, since, exc)
-                self.channel.put(Retrying(exc, delay), 0, 0)
+                delay = self._failed(policy, exc)
                 continue
             if conn.status == 204 or self._is_cancelled():
                 # 204 is the server's way of saying "stop": no error, no further attempts.
@@ -199,7 +198,6 @@ class _Reader:
     def _read(self, conn: Connection) -> bool:
         # Read one connection to its end; True if it delivered an event.
         decoder = self.decoder
-        feed = decoder.feed_items if self.comments else decoder.feed
         put = self.channel.put
         idle = self.idle_timeout
         last_line = time.monotonic()
@@ -219,7 +217,8 @@ class _Reader:
                         last_line = now
                     elif now - last_line > idle:
                         raise IdleTimeout(f"no complete line within idle_timeout={idle} s")
-                events = feed(chunk)
+                # Checked per chunk: an on_comment handler may be added while streaming.
+                events = decoder.feed_items(chunk) if self.comments else decoder.feed(chunk)
                 if events:
                     delivered = True
                     if not put(events, len(events), pending):
@@ -425,6 +424,10 @@ class EventStream:
                             self._last_id = item.id
                         yield item
                 else:
+                    if reader.cancelled:
+                        # No handler runs after cancel(), markers included.
+                        self._done.set()
+                        return
                     if type(batch) is Opened:
                         self._conn = batch.connection  # type: ignore[assignment]
                     yield batch
@@ -606,6 +609,8 @@ def connect(
         if idle_timeout <= 0:
             raise ValueError("idle_timeout must be positive or None")
         read_timeout = idle_timeout if read_timeout is None else min(read_timeout, idle_timeout)
+    if last_event_id and any(c in last_event_id for c in "\r\n\0"):
+        raise RequestError("last_event_id must not contain CR, LF or NUL")
     decoder = SSEDecoder(
         last_event_id=last_event_id or "",
         max_line_length=max_line_length,

@@ -143,7 +143,7 @@ class ContentTypeError(ResponseError):
 
     @property
     def content_type(self) -> str:
-        return self.headers.get("Content-Type", self.headers.get("content-type", ""))
+        return next((v for k, v in self.headers.items() if k.lower() == "content-type"), "")
 
 
 class StreamError(SSEError, ConnectionError):

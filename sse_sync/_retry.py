@@ -90,7 +90,7 @@ class RetryPolicy:
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds asked for by a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
-    value = headers.get("Retry-After") or headers.get("retry-after")
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     if not value:
         return None
     value = value.strip()

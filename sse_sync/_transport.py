@@ -4,19 +4,22 @@ This is the only module that imports requests or urllib3.  Their exceptions are 
 once, into sse_sync's (the original chained as ``__cause__``), so no other module needs to know
 which HTTP stack is underneath.
 
-Reading: a chunked body is read with urllib3's ``read_chunked()`` and any other body with
-``read1()``; both hand over each piece as soon as it arrives (``iter_content`` and ``stream(n)``
-wait for ``n`` bytes on a close-delimited body, which stalls events).  ``read_chunked`` is about
-3x cheaper per HTTP chunk than ``read1``.  Both are given an upper bound, so neither a huge
-chunk nor a gzip bomb is ever materialised in one piece.
+Reading: an uncompressed body is read straight from the socket's buffered file with
+``read1()``, chunked framing parsed here, so each piece is handed over as soon as it arrives
+(``iter_content`` and ``stream(n)`` wait for ``n`` bytes on a close-delimited body, and
+urllib3's ``read_chunked(n)`` for ``n`` bytes of a large chunk: both stall events).  A
+compressed body goes through urllib3's ``read1(n, decode_content=True)``.  Every read is given
+an upper bound, so neither a huge chunk nor a gzip bomb is ever materialised in one piece.
 """
 
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -98,13 +101,16 @@ def open_connection(
         requests.exceptions.InvalidHeader,
         requests.exceptions.URLRequired,
     ) as exc:
-        raise RequestError(f"cannot send the request: {exc}") from exc
+        raise RequestError(f"cannot send the request: {_scrub(str(exc))}") from _scrub_chain(exc)
     except requests.exceptions.ReadTimeout as exc:
-        raise ReadTimeout(f"no response headers from {_safe_url(url)} in time") from exc
+        raise ReadTimeout(f"no response headers from {_safe_url(url)} in time") from _scrub_chain(
+            exc
+        )
     except requests.exceptions.ConnectTimeout as exc:
-        raise ConnectError(f"connecting to {_safe_url(url)} timed out") from exc
+        raise ConnectError(f"connecting to {_safe_url(url)} timed out") from _scrub_chain(exc)
     except requests.exceptions.RequestException as exc:
-        raise ConnectError(f"cannot connect to {_safe_url(url)}: {_reason(exc)}") from exc
+        message = f"cannot connect to {_safe_url(url)}: {_reason(exc)}"
+        raise ConnectError(message) from _scrub_chain(exc)
     try:
         _check_response(response)
     except BaseException:
@@ -156,10 +162,81 @@ def _socket_of(raw: object) -> socket.socket | None:
     return sock if isinstance(sock, socket.socket) else None
 
 
+def _socket_file(raw: object) -> tuple[Any, bool, int | None] | None:
+    """The buffered socket file under an uncompressed urllib3 response, with its framing.
+
+    Reading it directly hands over every byte as it arrives, chunked or not: urllib3's
+    ``read_chunked`` waits for ``amt`` bytes of a large chunk, and its ``read1`` costs about
+    three times as much per HTTP chunk as this loop.  The connection is never reused after a
+    stream, so bypassing http.client's framing state is safe.
+    """
+    if not isinstance(raw, urllib3.HTTPResponse):
+        return None
+    encoding = raw.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        return None
+    inner = getattr(raw, "_fp", None)
+    if not isinstance(inner, http.client.HTTPResponse) or inner.fp is None:
+        return None
+    if not hasattr(inner.fp, "read1"):
+        return None
+    return inner.fp, bool(inner.chunked), inner.length
+
+
+_HEX = b"0123456789abcdefABCDEF"
+_MAX_CHUNK_LINE = 4096
+
+
+def _direct_chunks(fp: Any, chunked: bool, length: int | None, size: int) -> Iterator[bytes]:
+    read1 = fp.read1
+    if not chunked:
+        # Close-delimited (length None) or Content-Length framing.
+        while length is None or length > 0:
+            data = read1(size if length is None or length > size else length)
+            if not data:
+                if length:
+                    raise StreamError(f"the stream ended {length} bytes before its length")
+                return
+            if length is not None:
+                length -= len(data)
+            yield data
+        return
+    readline = fp.readline
+    while True:
+        line = readline(_MAX_CHUNK_LINE)
+        if not line.endswith(b"\n"):
+            raise StreamError(
+                "chunk header too long" if line else "the stream ended between chunks"
+            )
+        digits = line.split(b";", 1)[0].strip()
+        if not digits or digits.strip(_HEX):
+            raise StreamError(f"invalid chunk size {digits[:20]!r}")
+        left = int(digits, 16)
+        if not left:
+            while readline(_MAX_CHUNK_LINE) not in (b"\r\n", b"\n", b""):
+                pass  # trailer fields: nothing in them is for us
+            return
+        while left:
+            data = read1(left if left < size else size)
+            if not data:
+                raise StreamError("the stream ended inside a chunk")
+            left -= len(data)
+            yield data
+        if readline(3) not in (b"\r\n", b"\n"):
+            raise StreamError("a chunk was not followed by CRLF")
+
+
 def _safe_url(url: str) -> str:
-    # Query strings often carry tokens: keep them out of messages and logs.
-    base, sep, _ = url.partition("?")
-    return base + ("?..." if sep else "")
+    # Query strings and user:password@ often carry secrets: keep them out of messages.
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    netloc = parts.netloc.rpartition("@")[2]
+    query = "?..." if parts.query else ""
+    return (
+        f"{parts.scheme}://{netloc}{parts.path}{query}" if parts.scheme else url.partition("?")[0]
+    )
 
 
 def _reason(exc: BaseException) -> str:
@@ -175,9 +252,39 @@ def _reason(exc: BaseException) -> str:
     return _scrub(f"{type(inner).__name__}: {inner}")
 
 
+def _scrub_chain(exc: BaseException) -> BaseException:
+    """Scrub secrets from the messages of ``exc`` and the exceptions nested in it, in place.
+
+    The original stays chained as ``__cause__`` (its type and attributes are what a user
+    debugs with), but ``logger.exception()`` prints the chain, and urllib3's messages carry
+    the request path with its query string.
+    """
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen or len(seen) > 16:
+            continue
+        seen.add(id(item))
+        item.args = tuple(_scrub(a) if isinstance(a, str) else a for a in item.args)
+        url = getattr(item, "url", None)
+        if isinstance(url, str):
+            try:
+                item.url = _scrub(url)  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
+        todo.extend((getattr(item, "reason", None), item.__cause__, item.__context__, *item.args))
+    return exc
+
+
 def _scrub(text: str) -> str:
-    # urllib3 messages embed the request path, query string included.
-    return " ".join(_safe_url(word) if "?" in word else word for word in text.split(" "))
+    # urllib3 messages embed the request path, query string included, and the URL's userinfo.
+    text = _USERINFO.sub(r"\1", text)
+    return _QUERY.sub("?...", text)
+
+
+_USERINFO = re.compile(r"(://)[^/@\s]*@")
+_QUERY = re.compile(r"\?[^\s'\")]*")
 
 
 class Connection:
@@ -197,12 +304,14 @@ class Connection:
         raw = self.response.raw
         size = self._read_size
         try:
-            if not isinstance(raw, urllib3.BaseHTTPResponse):
+            direct = _socket_file(raw)
+            if direct is not None:
+                yield from _direct_chunks(*direct, size)
+            elif not isinstance(raw, urllib3.BaseHTTPResponse):
                 # A custom adapter's response: the generic path is all we can rely on.
                 yield from self.response.iter_content(None)
-            elif raw.chunked and isinstance(raw, urllib3.HTTPResponse):
-                yield from raw.read_chunked(size, decode_content=True)
             else:
+                # Compressed bodies: urllib3 decodes them, bounded by size per call.
                 read1 = raw.read1
                 while chunk := read1(size, decode_content=True):
                     yield chunk
@@ -217,8 +326,9 @@ class Connection:
             requests.exceptions.RequestException,
             http.client.HTTPException,
             OSError,
+            ValueError,
         ) as exc:
-            raise StreamError(f"the stream broke: {_reason(exc)}") from exc
+            raise StreamError(f"the stream broke: {_reason(exc)}") from _scrub_chain(exc)
 
     def interrupt(self) -> None:
         """Wake a read blocked in another thread (it then sees end of stream). Thread-safe."""

@@ -20,9 +20,7 @@ def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def library_threads() -> list[threading.Thread]:
     """Live threads started by sse_sync (readers and dispatchers), not by test servers."""
-    return [
-        t for t in threading.enumerate() if t.name.startswith("sse_sync-") and t.is_alive()
-    ]
+    return [t for t in threading.enumerate() if t.name.startswith("sse_sync-") and t.is_alive()]
 
 
 @pytest.fixture(autouse=True)
