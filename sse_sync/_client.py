@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import attrs
 import requests
@@ -41,6 +41,9 @@ from ._models import Comment, Event
 from ._retry import RetryPolicy, retry_after
 from ._transport import Connection, build_headers, open_connection
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 __all__ = ("DEFAULT_RETRY", "DEFAULT_TIMEOUT", "EventStream", "StreamStats", "connect")
 
 DEFAULT_TIMEOUT = (10.0, 300.0)
@@ -55,6 +58,24 @@ DEFAULT_MAX_QUEUE_BYTES = 8 << 20
 _ids = itertools.count(1)
 
 Timeout = float | tuple[float | None, float | None] | None
+
+T = TypeVar("T")
+
+
+class Decoder(Protocol[T]):
+    """What the reader needs of a decoder: the SSE one, or another line format's."""
+
+    @property
+    def last_event_id(self) -> str: ...
+
+    @property
+    def retry(self) -> int | None: ...
+
+    def feed(self, data: bytes) -> list[T]: ...
+
+    def feed_items(self, data: bytes) -> list[T | Comment]: ...
+
+    def close(self) -> list[T]: ...
 
 
 @attrs.frozen
@@ -81,8 +102,8 @@ class _Reader:
     """The reader thread's state; shared with the consumer only through the channel and flags."""
 
     conn: Connection
-    decoder: SSEDecoder
-    channel: Channel[Event | Comment]
+    decoder: Decoder[Any]
+    channel: Channel[Any]
     idle_timeout: float | None
     comments: bool
     policy: RetryPolicy | None
@@ -257,24 +278,14 @@ class _Reader:
         self.conn.interrupt()
 
 
-class EventStream:
-    """An open event stream: iterate it for :class:`Event` objects.
-
-    Made by :func:`connect`.  Iteration blocks until the next event; it ends when the server
-    ends the stream or :meth:`cancel` is called, and raises the error (an :class:`SSEError`,
-    original chained) that ended the stream otherwise.  Events already received are delivered
-    before such an error.  Use it as a context manager, or call :meth:`close`.
-
-    Callback style: register handlers with :meth:`on` (and ``on_open``, ``on_error``,
-    ``on_close``, ``on_comment``, ``on_unknown``, or :meth:`handler` for an object with
-    ``on_<type>`` methods), then :meth:`run` (in this thread) or :meth:`start` (in a new one).
-    """
+class _Stream(Generic[T]):
+    """A stream of decoded items read by a background thread; see :class:`EventStream`."""
 
     def __init__(
         self,
         conn: Connection,
         *,
-        decoder: SSEDecoder,
+        decoder: Decoder[T],
         session: requests.Session,
         owns_session: bool,
         idle_timeout: float | None,
@@ -287,7 +298,7 @@ class EventStream:
         self._conn = conn
         self._session = session
         self._owns_session = owns_session
-        self._channel: Channel[Event | Comment] = Channel(max_queue, max_queue_bytes)
+        self._channel: Channel[T | Comment] = Channel(max_queue, max_queue_bytes)
         self._reader = _Reader(conn, decoder, self._channel, idle_timeout, comments, policy, reopen)
         self._handlers = Handlers()
         self._last_id = decoder.last_event_id
@@ -360,41 +371,44 @@ class EventStream:
 
     def __repr__(self) -> str:
         state = "cancelled" if self.cancelled else "done" if self.done else "open"
-        return f"<EventStream {self._name} {self.status} {state}>"
+        return f"<{type(self).__name__} {self._name} {self.status} {state}>"
 
     # -- consuming -------------------------------------------------------------------------
 
-    def __iter__(self) -> Iterator[Event]:
+    def __iter__(self) -> Iterator[T]:
         return self._iter
 
-    def __next__(self) -> Event:
+    def __next__(self) -> T:
         return next(self._iter)
 
-    def next_event(self, timeout: float | None = None) -> Event | None:
+    def next_event(self, timeout: float | None = None) -> T | None:
         """The next event; ``None`` if none came within ``timeout`` seconds or the stream is
         :attr:`done`.  Raises the stream's error as iteration does.  For polling loops in
         notebooks and views; use one consumer style per stream at a time."""
         self._deadline = None if timeout is None else time.monotonic() + timeout
         try:
             for item in self._source:
-                if type(item) is Event:
-                    return item
+                kind = type(item)
+                if kind is Comment or kind is Opened or kind is Retrying:
+                    continue
                 if item is _TIMEOUT:
                     return None
+                return item  # type: ignore[return-value]
             return None
         finally:
             self._deadline = None
 
-    def _events(self) -> Iterator[Event]:
+    def _events(self) -> Iterator[T]:
         # Handlers registered for open and comments run here too, in the consumer's thread.
         handlers = self._handlers
         for item in self._source:
-            if type(item) is Event:
-                yield item
-            else:
+            kind = type(item)
+            if kind is Comment or kind is Opened or kind is Retrying:
                 handlers.signal(self, item)
+            else:
+                yield item  # type: ignore[misc]
 
-    def _items(self) -> Iterator[Event | Comment | Opened | object]:
+    def _items(self) -> Iterator[T | Comment | Opened | object]:
         # The one consumer loop: every style (for, next_event, run) pulls from this generator,
         # so they share one position in the stream.
         channel = self._channel
@@ -457,7 +471,7 @@ class EventStream:
         if self._owns_session:
             self._session.close()
 
-    def __enter__(self) -> EventStream:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -465,27 +479,27 @@ class EventStream:
 
     # -- callbacks -------------------------------------------------------------------------
 
-    def on(self, event_type: str, handler: Callable[[Event], object]) -> EventStream:
+    def on(self, event_type: str, handler: Callable[[Event], object]) -> Self:
         """Call ``handler(event)`` for each event of ``event_type``; returns the stream."""
         self._handlers.add(event_type, handler)
         return self
 
-    def on_open(self, handler: Callable[[EventStream], object]) -> EventStream:
+    def on_open(self, handler: Callable[[Self], object]) -> Self:
         """Call ``handler(stream)`` when dispatching starts and after every reconnection."""
         self._handlers.opened.append(handler)
         return self
 
-    def on_error(self, handler: Callable[[BaseException], object]) -> EventStream:
+    def on_error(self, handler: Callable[[BaseException], object]) -> Self:
         """Call ``handler(exc)`` for the error that ends the stream or a handler's exception."""
         self._handlers.errors.append(handler)
         return self
 
-    def on_close(self, handler: Callable[[], object]) -> EventStream:
+    def on_close(self, handler: Callable[[], object]) -> Self:
         """Call ``handler()`` once when dispatching ends, for whatever reason."""
         self._handlers.closed.append(handler)
         return self
 
-    def on_comment(self, handler: Callable[[str], object]) -> EventStream:
+    def on_comment(self, handler: Callable[[str], object]) -> Self:
         """Call ``handler(text)`` for each comment line (heartbeats); enables comment decoding.
 
         Pass ``comments=True`` to :func:`connect` to be sure of comments in the first bytes."""
@@ -493,19 +507,19 @@ class EventStream:
         self._reader.comments = True
         return self
 
-    def on_retry(self, handler: Callable[[BaseException | None, float], object]) -> EventStream:
+    def on_retry(self, handler: Callable[[BaseException | None, float], object]) -> Self:
         """Call ``handler(error, delay)`` when the connection ended or an attempt failed and
         the next attempt follows in ``delay`` seconds; ``error`` is ``None`` when the server
         closed the stream cleanly.  ``on_open`` runs again once reconnected."""
         self._handlers.retrying.append(handler)
         return self
 
-    def on_unknown(self, handler: Callable[[Event], object]) -> EventStream:
+    def on_unknown(self, handler: Callable[[Event], object]) -> Self:
         """Call ``handler(event)`` for events of a type no other handler takes."""
         self._handlers.unknown.append(handler)
         return self
 
-    def handler(self, obj: object) -> EventStream:
+    def handler(self, obj: object) -> Self:
         """Dispatch to ``obj``'s ``on_<type>`` methods (see :func:`handler_method_name`), with
         ``on_unknown`` as the fallback and ``on_open``/``on_error``/``on_close``/``on_comment``."""
         if self._handlers.bind(obj):
@@ -521,7 +535,7 @@ class EventStream:
         """
         self._handlers.run(self, self._source, handler_errors)
 
-    def start(self, *, handler_errors: str = "stop") -> EventStream:
+    def start(self, *, handler_errors: str = "stop") -> Self:
         """Run :meth:`run` in a new (daemon) dispatch thread; use :meth:`join` or :meth:`wait`."""
         if self._dispatch_thread is not None:
             raise RuntimeError("dispatching has already started")
@@ -555,6 +569,22 @@ class EventStream:
         error, self._dispatch_error = self._dispatch_error, None
         if error is not None:
             raise error
+
+
+class EventStream(_Stream[Event]):
+    """An open event stream: iterate it for :class:`Event` objects.
+
+    Made by :func:`connect`.  Iteration blocks until the next event; it ends when the server
+    ends the stream (for good: see :class:`RetryPolicy`) or :meth:`cancel` is called, and
+    raises the error (an :class:`SSEError`, original chained) that ended the stream otherwise.
+    Events already received are delivered before such an error.  Use it as a context
+    manager, or call :meth:`close`.
+
+    Callback style: register handlers with :meth:`on` (and ``on_open``, ``on_error``,
+    ``on_close``, ``on_comment``, ``on_retry``, ``on_unknown``, or :meth:`handler` for an
+    object with ``on_<type>`` methods), then :meth:`run` (in this thread) or :meth:`start`
+    (in a new one).
+    """
 
 
 def connect(
@@ -599,7 +629,65 @@ def connect(
         ``cert``, ``proxies``, ``allow_redirects``, ...).
     :raises ConnectError, ReadTimeout, HTTPStatusError, ContentTypeError, RequestError:
     """
-    for reserved in ("stream", "headers_callback"):
+    decoder = SSEDecoder(
+        last_event_id=_checked_id(last_event_id),
+        max_line_length=max_line_length,
+        max_event_size=max_event_size,
+    )
+    return _open(
+        EventStream,
+        decoder,
+        url,
+        accept="text/event-stream",
+        media_types=("text/event-stream",),
+        method=method,
+        session=session,
+        headers=headers,
+        params=params,
+        data=data,
+        json=json,
+        retry=retry,
+        timeout=timeout,
+        idle_timeout=idle_timeout,
+        comments=comments,
+        max_queue=max_queue,
+        max_queue_bytes=max_queue_bytes,
+        request_kwargs=request_kwargs,
+    )
+
+
+def _checked_id(last_event_id: str | None) -> str:
+    if last_event_id and any(c in last_event_id for c in "\r\n\0"):
+        raise RequestError("last_event_id must not contain CR, LF or NUL")
+    return last_event_id or ""
+
+
+S = TypeVar("S", bound=_Stream[Any])
+
+
+def _open(
+    stream_class: type[S],
+    decoder: Decoder[Any],
+    url: str,
+    *,
+    accept: str,
+    media_types: tuple[str, ...],
+    method: str,
+    session: requests.Session | None,
+    headers: Mapping[str, str] | Callable[[], Mapping[str, str]] | None,
+    params: Any,
+    data: Any,
+    json: Any,
+    retry: RetryPolicy | None,
+    timeout: Timeout,
+    idle_timeout: float | None,
+    comments: bool,
+    max_queue: int,
+    max_queue_bytes: int,
+    request_kwargs: dict[str, Any],
+) -> S:
+    """Open the first connection and start a stream of ``stream_class`` reading it."""
+    for reserved in ("stream",):
         if reserved in request_kwargs:
             raise TypeError(f"connect() got an unexpected keyword argument {reserved!r}")
     if max_queue < 1 or max_queue_bytes < 1:
@@ -609,13 +697,6 @@ def connect(
         if idle_timeout <= 0:
             raise ValueError("idle_timeout must be positive or None")
         read_timeout = idle_timeout if read_timeout is None else min(read_timeout, idle_timeout)
-    if last_event_id and any(c in last_event_id for c in "\r\n\0"):
-        raise RequestError("last_event_id must not contain CR, LF or NUL")
-    decoder = SSEDecoder(
-        last_event_id=last_event_id or "",
-        max_line_length=max_line_length,
-        max_event_size=max_event_size,
-    )
     has_body = data is not None or json is not None or "files" in request_kwargs
     policy = retry
     if policy is not None and has_body and not policy.resend_body:
@@ -632,8 +713,9 @@ def connect(
             sess,
             method,
             url,
-            headers=build_headers(extra, last_id),
+            headers=build_headers(extra, last_id, accept),
             timeout=(connect_timeout, read_timeout),
+            media_types=media_types,
             params=params,
             data=data,
             json=json,
@@ -649,7 +731,7 @@ def connect(
     if conn.status == 204:
         # The server's way of saying "stop": the stream is over before it began.
         policy = None
-    return EventStream(
+    return stream_class(
         conn,
         decoder=decoder,
         session=sess,

@@ -44,13 +44,15 @@ PREVIEW_BYTES = 4096
 PREVIEW_SECONDS = 2.0
 
 
-def build_headers(headers: Mapping[str, str] | None, last_event_id: str) -> dict[str, Any]:
+def build_headers(
+    headers: Mapping[str, str] | None, last_event_id: str, accept: str = "text/event-stream"
+) -> dict[str, Any]:
     """Request headers for one attempt: the SSE ones, the caller's, then ``Last-Event-ID``.
 
     The caller's mapping is copied, never mutated.  ``Last-Event-ID`` is sent UTF-8 encoded (as
     browsers do) and only when non-empty; a value that could inject a header is refused.
     """
-    result: dict[str, Any] = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    result: dict[str, Any] = {"Accept": accept, "Cache-Control": "no-cache"}
     if headers:
         for name, value in headers.items():
             _check_header(name, value)
@@ -81,6 +83,7 @@ def open_connection(
     headers: dict[str, Any],
     timeout: tuple[float | None, float | None],
     read_size: int = READ_SIZE,
+    media_types: tuple[str, ...] = ("text/event-stream",),
     **kwargs: Any,
 ) -> Connection:
     """Send the request and check that the answer is an event stream.
@@ -112,14 +115,14 @@ def open_connection(
         message = f"cannot connect to {_safe_url(url)}: {_reason(exc)}"
         raise ConnectError(message) from _scrub_chain(exc)
     try:
-        _check_response(response)
+        _check_response(response, media_types)
     except BaseException:
         response.close()
         raise
     return Connection(response, read_size)
 
 
-def _check_response(response: requests.Response) -> None:
+def _check_response(response: requests.Response, media_types: tuple[str, ...]) -> None:
     status = response.status_code
     url = _safe_url(response.url)
     if status == 204:
@@ -133,9 +136,10 @@ def _check_response(response: requests.Response) -> None:
             body=_preview(response),
         )
     content_type = response.headers.get("Content-Type", "")
-    if content_type.split(";", 1)[0].strip().lower() != "text/event-stream":
+    if content_type.split(";", 1)[0].strip().lower() not in media_types:
         raise ContentTypeError(
-            f"expected Content-Type text/event-stream from {url}, got {content_type or 'none'!r}",
+            f"expected Content-Type {' or '.join(media_types)} from {url}, "
+            f"got {content_type or 'none'!r}",
             status_code=status,
             headers=dict(response.headers),
             url=url,
