@@ -26,6 +26,7 @@ from ._errors import HTTPStatusError as HTTPStatusError
 from ._errors import IdleTimeout as IdleTimeout
 from ._errors import LimitExceeded as LimitExceeded
 from ._errors import LineTooLong as LineTooLong
+from ._errors import NDJSONDecodeError as NDJSONDecodeError
 from ._errors import ReadTimeout as ReadTimeout
 from ._errors import RequestError as RequestError
 from ._errors import ResponseError as ResponseError
@@ -36,6 +37,11 @@ from ._errors import StreamError as StreamError
 from ._errors import WriterClosed as WriterClosed
 from ._models import Comment as Comment
 from ._models import Event as Event
+from ._ndjson import NDJSON_MEDIA_TYPES as NDJSON_MEDIA_TYPES
+from ._ndjson import NDJSONDecoder as NDJSONDecoder
+from ._ndjson import decode_ndjson as decode_ndjson
+from ._ndjson import encode_ndjson as encode_ndjson
+from ._ndjson import iter_ndjson as iter_ndjson
 from ._retry import RetryPolicy as RetryPolicy
 from ._version import __version__ as __version__
 
@@ -45,19 +51,27 @@ if TYPE_CHECKING:
     from ._client import EventStream as EventStream
     from ._client import StreamStats as StreamStats
     from ._client import connect as connect
+    from ._ndjson_client import NDJSONStream as NDJSONStream
+    from ._ndjson_client import connect_ndjson as connect_ndjson
 
 _CLIENT_NAMES = frozenset(
     {"DEFAULT_RETRY", "DEFAULT_TIMEOUT", "EventStream", "StreamStats", "connect"}
 )
 
 
+_NDJSON_CLIENT_NAMES = frozenset({"NDJSONStream", "connect_ndjson"})
+
+
 def __getattr__(name: str) -> Any:
     if name in _CLIENT_NAMES:
-        from . import _client
-
-        value = getattr(_client, name)
-        globals()[name] = value
-        return value
+        from . import _client as module
+    elif name in _NDJSON_CLIENT_NAMES:
+        from . import _ndjson_client as module  # type: ignore[no-redef]
+    else:
+        raise AttributeError(f"module 'sse_sync' has no attribute {name!r}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
     raise AttributeError(f"module 'sse_sync' has no attribute {name!r}")
 
 
@@ -67,6 +81,7 @@ __all__ = (
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUT",
     "HEARTBEAT",
+    "NDJSON_MEDIA_TYPES",
     "SSE_HEADERS",
     "Comment",
     "ConnectError",
@@ -81,6 +96,9 @@ __all__ = (
     "IdleTimeout",
     "LimitExceeded",
     "LineTooLong",
+    "NDJSONDecodeError",
+    "NDJSONDecoder",
+    "NDJSONStream",
     "ReadTimeout",
     "RequestError",
     "ResponseError",
@@ -94,9 +112,13 @@ __all__ = (
     "WriterClosed",
     "__version__",
     "connect",
+    "connect_ndjson",
     "decode",
+    "decode_ndjson",
     "encode",
     "encode_event",
+    "encode_ndjson",
     "handler_method_name",
     "iter_events",
+    "iter_ndjson",
 )

@@ -28,9 +28,9 @@ from ._channel import Channel
 from ._decoder import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, SSEDecoder
 from ._dispatch import Handlers, Opened, Retrying
 from ._errors import (
+    DecodeError,
     HTTPStatusError,
     IdleTimeout,
-    LimitExceeded,
     ReadTimeout,
     RequestError,
     RetriesExhausted,
@@ -130,7 +130,7 @@ class _Reader:
                 error = exc
         finally:
             self.conn.close()
-            self.decoder.close()
+            _discard(self.decoder)
             self.channel.finish(error)
 
     def _loop(self) -> None:
@@ -145,7 +145,7 @@ class _Reader:
                 self.conn.close()
                 self.connected_total += time.monotonic() - self.connected_since
                 # A reconnect starts a new stream: an unfinished event is dropped, never halved.
-                self.decoder.close()
+                _discard(self.decoder)
             if self.cancelled:
                 return
             if self.restarting:
@@ -245,10 +245,18 @@ class _Reader:
                     if not put(events, len(events), pending):
                         return delivered
                     pending = 0
-        except LimitExceeded as exc:
-            # Events completed before the limit was hit are delivered, then the error.
-            if exc.events:
-                put(list(exc.events), len(exc.events), pending)
+            if self.cancelled or self.restarting:
+                return delivered
+            # A clean end completes a last line that formats such as NDJSON allow without LF.
+            tail = decoder.close()
+            if tail:
+                delivered = True
+                put(tail, len(tail), pending)
+        except DecodeError as exc:
+            # Items completed before the error (a limit, an invalid line) are delivered first.
+            done = getattr(exc, "events", None)
+            if done:
+                put(list(done), len(done), pending)
             raise
         except ReadTimeout as exc:
             if self.cancelled or self.restarting:
@@ -390,6 +398,7 @@ class _Stream(Generic[T]):
             for item in self._source:
                 kind = type(item)
                 if kind is Comment or kind is Opened or kind is Retrying:
+                    self._handlers.signal(self, item)
                     continue
                 if item is _TIMEOUT:
                     return None
@@ -654,6 +663,14 @@ def connect(
         max_queue_bytes=max_queue_bytes,
         request_kwargs=request_kwargs,
     )
+
+
+def _discard(decoder: Decoder[Any]) -> None:
+    # Drop whatever is unfinished; after an error or a cancel it is no error of its own.
+    try:
+        decoder.close()
+    except DecodeError:
+        pass
 
 
 def _checked_id(last_event_id: str | None) -> str:

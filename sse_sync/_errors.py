@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._models import Event
+    pass
 
 __all__ = (
     "ConnectError",
@@ -24,6 +24,7 @@ __all__ = (
     "IdleTimeout",
     "LimitExceeded",
     "LineTooLong",
+    "NDJSONDecodeError",
     "ReadTimeout",
     "RequestError",
     "ResponseError",
@@ -53,9 +54,9 @@ class LimitExceeded(DecodeError):
 
     limit: str = "limit"
 
-    def __init__(self, value: int, events: Sequence[Event] = ()) -> None:
+    def __init__(self, value: int, events: Sequence[Any] = ()) -> None:
         self.value = value
-        self.events: list[Event] = list(events)
+        self.events: list[Any] = list(events)
         super().__init__(self._describe())
 
     def _describe(self) -> str:
@@ -81,6 +82,32 @@ class EventTooLarge(LimitExceeded):
 
     def _describe(self) -> str:
         return f"event data larger than max_event_size={self.value} bytes"
+
+
+class NDJSONDecodeError(DecodeError):
+    """A line of an NDJSON stream is not valid UTF-8 or not one valid JSON text.
+
+    ``line`` is its 1-based number in the stream (blank lines count), ``reason`` says what is
+    wrong, ``preview`` is the start of the line (invalid bytes shown as U+FFFD) and ``values``
+    holds the values decoded from the same input before it, so that nothing complete is lost.
+    """
+
+    def __init__(
+        self, reason: str, line: int, preview: str = "", values: Sequence[Any] = ()
+    ) -> None:
+        self.reason = reason
+        self.line = line
+        self.preview = preview
+        self.values: list[Any] = list(values)
+        super().__init__(f"NDJSON line {line}: {reason} (line starts {preview!r})")
+
+    @property
+    def events(self) -> list[Any]:
+        """The same list as :attr:`values`, under the name :class:`LimitExceeded` uses."""
+        return self.values
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason, self.line, self.preview, self.values))
 
 
 class EventJSONError(SSEError, json.JSONDecodeError):

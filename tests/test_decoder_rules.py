@@ -263,6 +263,68 @@ def test_event_ended_at_chunk_end_is_dispatched_by_that_feed(ending: bytes) -> N
     assert [as_tuple(e) for e in decoder.feed(b"data: y\n\n")] == [ev("y")]
 
 
+BOUNDARY_BEFORE = [
+    b"",
+    BOM,
+    b"\xef\xbb",
+    b"data: first\n\n",
+    b"data: first\n\r",
+    b"data: first\r\r",
+    b"data: first\r\n\r\n",
+    b"data: first\n\nid: 9\n\n",
+    b"id: 5\n",
+    b"id: 5\n\nid\n",
+    b"event: t\n",
+    b"retry: 7\n",
+    b": comment\n",
+    b"data: pending\n",
+    b"data: pending\r",
+    b"data: partial li",
+]
+BOUNDARY_CHUNKS = [
+    b"data: x\n\n",
+    b"data: a\rb\n\n",
+    b"data: a\r\n\n",
+    b"data: a\rdata: b\n\n",
+    b"data: \xff\xe2\x82\xef\xbb\xbf\n\n",
+    b"data:x\n\n",
+    b"data:  x\n\n",
+    b"data: \n\n",
+    b"data: x\n\n\n",
+    b"\ndata: x\n\n",
+    b"data: x\n\ndata: y\n\n",
+    b"data: x\ndata: y\n\n",
+    b"data: " + b"z" * 26 + b"\n\n",
+]
+
+
+def _outcome(chunks: list[bytes], **kwargs: Any) -> tuple[object, ...]:
+    decoder = SSEDecoder(**kwargs)
+    events: list[Event] = []
+    try:
+        for chunk in chunks:
+            events += decoder.feed(chunk)
+    except LimitExceeded as exc:
+        return ([as_tuple(e) for e in events + exc.events], type(exc))
+    return ([as_tuple(e) for e in events], decoder.last_event_id, decoder.retry)
+
+
+@pytest.mark.parametrize(
+    "limits", [{}, {"max_line_length": 30, "max_event_size": 25}], ids=["default", "small"]
+)
+@pytest.mark.parametrize("chunk", BOUNDARY_CHUNKS)
+@pytest.mark.parametrize("before", BOUNDARY_BEFORE)
+def test_chunk_cut_at_a_line_or_event_boundary_matches_whole_input(
+    before: bytes, chunk: bytes, limits: dict[str, int]
+) -> None:
+    # Servers flush whole lines and whole events: the chunk after such a cut must decode as
+    # it does inside one big chunk, whatever state the stream was left in.
+    after = b"\ndata: after\n\n"
+    split = _outcome([before, chunk, after], **limits)
+    whole = _outcome([before + chunk + after], **limits)
+    assert split == whole
+
+
 def test_event_ended_by_lone_cr_byte_by_byte_is_dispatched_at_the_cr() -> None:
     decoder = SSEDecoder()
     for byte in b"data: x\r":
@@ -1084,3 +1146,19 @@ def test_content_type_error_reports_content_type() -> None:
     error = ERROR_SAMPLES["ContentTypeError"]()
     assert isinstance(error, _errors.ContentTypeError)
     assert error.content_type == "text/html"
+
+
+@pytest.mark.parametrize("grow", [True, False])
+def test_event_size_counted_afresh_after_a_dispatch_across_feeds(grow: bool) -> None:
+    # An event left open by one feed, dispatched by the next, which opens another: the size
+    # of the new event alone counts against the limit, across the feeds that follow.
+    decoder = SSEDecoder(max_event_size=14)
+    assert decoder.feed(b"data: aaaaaa\ndata: bbbbbb\n") == []
+    events = decoder.feed(b"\ndata: cccccc\n")
+    assert [e.data for e in events] == ["aaaaaa\nbbbbbb"]
+    if grow:
+        with pytest.raises(EventTooLarge):
+            decoder.feed(b"data: dddddd\ndata: eeeeeee\n")
+    else:
+        assert decoder.feed(b"data: dd\n") == []
+        assert decoder.feed(b"\n")[0].data == "cccccc\ndd"
