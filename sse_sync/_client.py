@@ -424,9 +424,16 @@ class _Stream(Generic[T]):
         reader = self._reader
         while True:
             deadline = self._deadline
-            batches = channel.take(
-                None if deadline is None else max(0.0, deadline - time.monotonic())
-            )
+            try:
+                batches = channel.take(
+                    None if deadline is None else max(0.0, deadline - time.monotonic())
+                )
+            except BaseException:
+                # KeyboardInterrupt while waiting (Ctrl-C, a notebook's interrupt): this
+                # generator cannot resume, so the stream ends here, reader and socket too.
+                reader.cancel()
+                self._done.set()
+                raise
             if batches is None:
                 yield _TIMEOUT
                 continue

@@ -77,6 +77,7 @@ class SSEDecoder:
         "_error",
         "_fast_limit",
         "_id_buffer",
+        "_idle",
         "_last_id",
         "_max_event",
         "_max_line",
@@ -123,6 +124,7 @@ class SSEDecoder:
         self._bretry: int | None = None  # a retry field seen in the current block
         self._error: LimitExceeded | None = None
         self._clean = False  # no per-stream state pending: feed() may take its fast path
+        self._idle = True  # no event open: no data, type, retry or ID read since a dispatch
 
     @property
     def last_event_id(self) -> str:
@@ -179,14 +181,18 @@ class SSEDecoder:
         out: list[Event] = []
         if len(head) > self._max_line:
             head = self._check_lines(head, out)
-        self._text(head, out)
+        if self._idle and head[-2:] == b"\n\n" and head[:6] == b"data: ":
+            # One whole "data: ..." event again, now assembled from smaller chunks.
+            middle = head[6:-2]
+            if 10 not in middle and len(head) <= self._fast_limit:
+                out.append(Event("message", middle.decode("utf-8", "replace"), self._last_id, None))
+            else:
+                self._text(head, out)
+        else:
+            self._text(head, out)
         if self._plen > self._max_line:
             self._fail(LineTooLong(self._max_line), out)
-        self._clean = (
-            not (rest or self._data or self._type or self._cr or self._bretry is not None)
-            and self._bom is None
-            and self._id_buffer == self._last_id
-        )
+        self._clean = self._idle and not (rest or self._cr) and self._bom is None
         return out
 
     def feed_items(self, data: bytes) -> list[Event | Comment]:
@@ -316,6 +322,7 @@ class SSEDecoder:
         self._data = data
         self._type = kind
         self._bretry = retry
+        self._idle = not data and not kind and retry is None and last_id == committed
 
 
 def decode(

@@ -82,17 +82,24 @@ def encode(
     return _encode(data, event, id, retry, comment)
 
 
-def encode_event(ev: Event) -> bytes:
+def encode_event(ev: Event, *, last_id: str | None = None) -> bytes:
     """Encode an :class:`Event` (as the decoder produces) so that it decodes back equal.
 
-    The event type ``"message"`` is the default and writes no ``event:`` line.  An empty ``id``
-    writes no ``id:`` line, so a receiver that saw an ID earlier keeps it; to reset it, call
-    :func:`encode` with ``id=""``.
+    The event type ``"message"`` writes no ``event:`` line.  :attr:`Event.id` is the ID in
+    effect, not a field of the event, so what to write depends on what the receiver holds:
+    without ``last_id`` a non-empty ID is written and an empty one is not (the receiver keeps
+    its earlier ID); with ``last_id`` (the ID the receiver has now, as a relay knows from the
+    previous event) the ``id:`` line is written exactly when the ID changes, an empty one
+    resetting it.
     """
+    if last_id is None:
+        event_id = ev.id or None
+    else:
+        event_id = None if ev.id == last_id else ev.id
     return encode(
         ev.data,
         event=None if ev.event == "message" else ev.event,
-        id=ev.id or None,
+        id=event_id,
         retry=ev.retry,
     )
 

@@ -513,3 +513,19 @@ def test_send_rejects_a_bad_timeout(timeout: float) -> None:
         w.send("x", timeout=timeout)
     w.close()
     assert list(w) == []
+
+
+def test_encode_event_with_last_id_passes_an_id_reset_on() -> None:
+    # A relay knows the ID its receiver holds; an empty ID after a set one is a reset.
+    events = decode(b"id: 1\ndata: a\n\nid\ndata: b\n\ndata: c\n\n")
+    assert [e.id for e in events] == ["1", "", ""]
+    relayed = b""
+    last = ""
+    for ev in events:
+        relayed += encode_event(ev, last_id=last)
+        last = ev.id
+    assert [e.id for e in decode(relayed)] == ["1", "", ""]
+    assert relayed.count(b"id:") == 2
+    # Without last_id an empty ID writes nothing, so the receiver keeps "1".
+    plain = b"".join(encode_event(ev) for ev in events)
+    assert [e.id for e in decode(plain)] == ["1", "1", "1"]
