@@ -486,8 +486,11 @@ def test_a_logged_connect_error_has_no_secret_in_its_traceback() -> None:
 
 
 def test_no_secret_in_any_log_record_over_a_streams_lifetime(
-    server: SSEServer, caplog: pytest.LogCaptureFixture
+    server: SSEServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Another test's dictConfig (disable_existing_loggers) may have switched these off.
+    for name in ("urllib3", "urllib3.connectionpool", "requests", "sse_sync"):
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
     caplog.set_level(logging.DEBUG)  # every logger: sse_sync's, requests', urllib3's
     server.route(
         "/s",
