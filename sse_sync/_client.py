@@ -537,7 +537,8 @@ class _Stream(Generic[T]):
 
     def handler(self, obj: object) -> Self:
         """Dispatch to ``obj``'s ``on_<type>`` methods (see :func:`handler_method_name`), with
-        ``on_unknown`` as the fallback and ``on_open``/``on_error``/``on_close``/``on_comment``."""
+        ``on_unknown`` as the fallback, and to its ``on_open``, ``on_error``, ``on_close``,
+        ``on_comment`` and ``on_retry`` methods."""
         if self._handlers.bind(obj):
             self._reader.comments = True
         return self
@@ -627,7 +628,9 @@ def connect(
 
     :param session: your ``requests.Session`` (auth, proxies, certificates, cookies and mounted
         adapters apply); never closed by sse_sync.  Without one, a private session is made.
-    :param params, data, json: as for ``requests``; any method may carry a body.
+    :param params: query parameters, as for ``requests``.
+    :param data: a request body, as for ``requests``; any method may carry one.
+    :param json: a JSON request body, as for ``requests``.
     :param headers: extra request headers, or a callable returning them, called for every
         attempt (rotating tokens); ``Accept: text/event-stream`` and ``Cache-Control:
         no-cache`` are sent by default.  The mapping is not modified.
@@ -638,9 +641,11 @@ def connect(
     :param idle_timeout: end the stream with :class:`IdleTimeout` when no complete line (event,
         field or heartbeat comment) arrives for this many seconds.
     :param comments: decode comment lines from the first byte, for ``on_comment`` handlers.
-    :param max_queue, max_queue_bytes: bound on events decoded but not yet consumed; a full
-        queue stops reading the socket.
-    :param max_line_length, max_event_size: decoder limits (see :class:`SSEDecoder`).
+    :param max_queue: bound on events decoded but not yet consumed; a full queue stops
+        reading the socket.
+    :param max_queue_bytes: the same bound in bytes received.
+    :param max_line_length: decoder limit (see :class:`SSEDecoder`).
+    :param max_event_size: decoder limit (see :class:`SSEDecoder`).
     :param request_kwargs: passed to ``session.request`` (``auth``, ``cookies``, ``verify``,
         ``cert``, ``proxies``, ``allow_redirects``, ...).
     :raises ConnectError, ReadTimeout, HTTPStatusError, ContentTypeError, RequestError:

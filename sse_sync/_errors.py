@@ -153,12 +153,41 @@ class ResponseError(SSEError):
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
-        self.headers: dict[str, str] = dict(headers or {})
+        self.headers: dict[str, str] = Headers(headers or {})
         self.url = url
         self.body = body
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+class Headers(dict[str, str]):
+    """A plain dict of response headers whose lookups ignore case, as HTTP names do."""
+
+    def __getitem__(self, name: str) -> str:
+        try:
+            return super().__getitem__(name)
+        except KeyError:
+            lower = name.lower()
+            for key, value in self.items():
+                if key.lower() == lower:
+                    return value
+            raise
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            self[name]
+        except KeyError:
+            return False
+        return True
 
 
 class HTTPStatusError(ResponseError):
@@ -170,7 +199,7 @@ class ContentTypeError(ResponseError):
 
     @property
     def content_type(self) -> str:
-        return next((v for k, v in self.headers.items() if k.lower() == "content-type"), "")
+        return str(self.headers.get("Content-Type", ""))
 
 
 class StreamError(SSEError, ConnectionError):

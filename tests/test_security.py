@@ -507,7 +507,7 @@ def test_no_secret_in_any_log_record_over_a_streams_lifetime(
         sse_sync.connect(server.url_for(f"/bad?token={SECRET}"), headers=AUTH)
     assert caplog.records  # the capture works: the HTTP stack does log at DEBUG
     # urllib3 logs each request line, query string included, at DEBUG: documented in
-    # docs/reconnect.md as the one place sse_sync cannot scrub (it is not sse_sync's logger).
+    # docs/guide/security.md as the one place sse_sync cannot scrub (it is not sse_sync's logger).
     leaks = [
         f"{r.name}: {r.getMessage()}"
         for r in caplog.records
