@@ -3,8 +3,10 @@
 ``queue.Queue`` takes a lock and may wake a thread for every item, which costs more than
 decoding the event.  Here the producer appends a whole batch (the events of one network read)
 and wakes the consumer only if it is waiting; the consumer takes every pending batch at once.
-The bound is in items and in bytes; a producer over it blocks until the consumer takes, so a
-slow consumer slows the socket instead of growing memory.  ``cancel()`` wakes both sides.
+The bound is in items and in bytes, and it holds until the consumer has *finished* a batch
+(``release``), not merely taken it: a producer over it blocks, so a slow consumer slows the
+socket instead of growing memory.  One batch always fits, so the most held at once is the
+bound plus one batch (one network read).  ``cancel()`` wakes both sides.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class Channel(Generic[T]):
         self._lock = threading.Lock()
         self._readable = threading.Condition(self._lock)
         self._writable = threading.Condition(self._lock)
-        self._batches: deque[list[T] | object] = deque()
+        self._batches: deque[tuple[list[T] | object, int, int]] = deque()
         self._items = 0
         self._bytes = 0
         self._max_items = max_items
@@ -50,7 +52,7 @@ class Channel(Generic[T]):
             self._producer_waiting = False
             if self.cancelled:
                 return False
-            self._batches.append(batch)
+            self._batches.append((batch, nitems, nbytes))
             self._items += nitems
             self._bytes += nbytes
             if self._consumer_waiting:
@@ -73,8 +75,11 @@ class Channel(Generic[T]):
             self._readable.notify_all()
             self._writable.notify_all()
 
-    def take(self, timeout: float | None = None) -> deque[list[T] | object] | None:
-        """Every pending batch, in order: empty at the end of the stream, ``None`` on timeout."""
+    def take(
+        self, timeout: float | None = None
+    ) -> deque[tuple[list[T] | object, int, int]] | None:
+        """Every pending ``(batch, items, bytes)``, in order: empty at the end of the stream,
+        ``None`` on timeout.  They still count against the bound until :meth:`release`."""
         with self._lock:
             if not self._batches and not self.finished and not self.cancelled:
                 self._consumer_waiting = True
@@ -88,13 +93,17 @@ class Channel(Generic[T]):
                     return None
             batches = self._batches
             self._batches = deque()
-            self._items = 0
-            self._bytes = 0
-            if self._producer_waiting:
-                self._writable.notify()
             return batches
 
+    def release(self, nitems: int, nbytes: int) -> None:
+        """The consumer is done with a batch of this size: make room for the producer."""
+        with self._lock:
+            self._items -= nitems
+            self._bytes -= nbytes
+            if self._producer_waiting:
+                self._writable.notify()
+
     def pending(self) -> int:
-        """How many items wait in the channel (not counting markers)."""
+        """How many items are held: waiting, or taken and not yet released."""
         with self._lock:
             return self._items

@@ -443,9 +443,9 @@ class _Stream(Generic[T]):
                 if error is not None and not reader.cancelled:
                     raise error
                 return
-            for batch in batches:
+            for batch, nitems, nbytes in batches:
                 if type(batch) is list:
-                    self._delivered += len(batch)
+                    self._delivered += nitems
                     for item in batch:
                         if reader.cancelled:
                             self._done.set()
@@ -453,6 +453,7 @@ class _Stream(Generic[T]):
                         if type(item) is Event:
                             self._last_id = item.id
                         yield item
+                    channel.release(nitems, nbytes)
                 else:
                     if reader.cancelled:
                         # No handler runs after cancel(), markers included.

@@ -205,29 +205,65 @@ def _direct_chunks(fp: Any, chunked: bool, length: int | None, size: int) -> Ite
                 length -= len(data)
             yield data
         return
-    readline = fp.readline
+    yield from _unchunk(read1, size)
+
+
+def _unchunk(read1: Any, size: int) -> Iterator[bytes]:
+    # Every network read is parsed whole: the payload of all the chunks it holds, and what has
+    # come of an unfinished one, goes on as one piece.  A readline()/read1() pair per chunk
+    # would cost three buffered calls, a decoder feed and a queue hand-off for each event.
+    carry = b""  # an unfinished chunk-size line (or CRLF) from the previous read
+    left = 0  # payload bytes still due in the current chunk
+    crlf = False  # the CRLF that ends a chunk's payload is still due
     while True:
-        line = readline(_MAX_CHUNK_LINE)
-        if not line.endswith(b"\n"):
+        buf = read1(size)
+        if not buf:
             raise StreamError(
-                "chunk header too long" if line else "the stream ended between chunks"
+                "the stream ended inside a chunk" if left else "the stream ended between chunks"
             )
-        digits = line.split(b";", 1)[0].strip()
-        if not digits or digits.strip(_HEX):
-            raise StreamError(f"invalid chunk size {digits[:20]!r}")
-        left = int(digits, 16)
-        if not left:
-            while readline(_MAX_CHUNK_LINE) not in (b"\r\n", b"\n", b""):
-                pass  # trailer fields: nothing in them is for us
-            return
-        while left:
-            data = read1(left if left < size else size)
-            if not data:
-                raise StreamError("the stream ended inside a chunk")
-            left -= len(data)
-            yield data
-        if readline(3) not in (b"\r\n", b"\n"):
-            raise StreamError("a chunk was not followed by CRLF")
+        if carry:
+            buf = carry + buf
+            carry = b""
+        pieces = []
+        pos = 0
+        end = len(buf)
+        while pos < end:
+            if left:
+                stop = pos + left
+                if stop > end:
+                    pieces.append(buf[pos:] if pos else buf)
+                    left = stop - end
+                    break
+                pieces.append(buf[pos:stop])
+                pos = stop
+                left = 0
+                crlf = True
+                continue
+            newline = buf.find(b"\n", pos)
+            if newline < 0:
+                carry = buf[pos:]
+                if len(carry) > _MAX_CHUNK_LINE:
+                    raise StreamError("chunk header too long")
+                break
+            line = buf[pos:newline]
+            pos = newline + 1
+            if crlf:
+                if line not in (b"", b"\r"):
+                    raise StreamError("a chunk was not followed by CRLF")
+                crlf = False
+                continue
+            digits = line.split(b";", 1)[0].strip()
+            if not digits or digits.strip(_HEX):
+                raise StreamError(f"invalid chunk size {digits[:20]!r}")
+            left = int(digits, 16)
+            if not left:
+                # The last chunk: trailers carry nothing for us, and the connection is
+                # never reused after a stream, so they are not read.
+                if pieces:
+                    yield b"".join(pieces)
+                return
+        if pieces:
+            yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 def _safe_url(url: str) -> str:

@@ -277,15 +277,20 @@ def test_cancel_from_another_thread_while_reader_blocked(server: SSEServer) -> N
 
 
 def test_cancel_while_queue_full(server: SSEServer) -> None:
-    server.route("/s", [event(str(i)) for i in range(200)] + [hold()])
-    stream = sse_sync.connect(server.url_for("/s"), max_queue=4, **NO_RETRY)
-    assert next(stream).data == "0"
-    # Nothing can be awaited here: poll the queue until the reader is held back by it.
+    # 16 MiB of events against a queue of 4 events / 64 KiB: the reader must stop reading
+    # (the rest waits in socket buffers and the server), and cancel must still work.
+    body = b"".join(b"data: %06d " % i + b"x" * 4000 + b"\n\n" for i in range(4000))
+    blocks = [send(body[i : i + 65536]) for i in range(0, len(body), 65536)]
+    server.route("/s", [*blocks, hold()])
+    stream = sse_sync.connect(server.url_for("/s"), max_queue=4, max_queue_bytes=65536, **NO_RETRY)
+    assert next(stream).data.startswith("000000 ")
+    # Nothing can be awaited here: poll until the reader is held back by the full queue.
     deadline = time.monotonic() + 10
     while stream.stats().pending < 4 and time.monotonic() < deadline:
         threading.Event().wait(0.01)
-    assert stream.stats().pending >= 4
-    assert stream.stats().events < 20, "a full queue must stop the reader"
+    held = stream.stats()
+    assert held.pending >= 4
+    assert held.bytes < 2 << 20, f"a full queue must stop the reader, it read {held.bytes}"
     stream.cancel()
     assert list(stream) == []
     stream.close()
