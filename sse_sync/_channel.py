@@ -75,9 +75,7 @@ class Channel(Generic[T]):
             self._readable.notify_all()
             self._writable.notify_all()
 
-    def take(
-        self, timeout: float | None = None
-    ) -> deque[tuple[list[T] | object, int, int]] | None:
+    def take(self, timeout: float | None = None) -> deque[tuple[list[T] | object, int, int]] | None:
         """Every pending ``(batch, items, bytes)``, in order: empty at the end of the stream,
         ``None`` on timeout.  They still count against the bound until :meth:`release`."""
         with self._lock:

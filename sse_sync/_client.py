@@ -97,6 +97,15 @@ class StreamStats:
 _TIMEOUT = object()
 
 
+class _Stopped:
+    """Channel marker: a reconnection was answered 204, the stream is over."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+
 @attrs.define(eq=False)
 class _Reader:
     """The reader thread's state; shared with the consumer only through the channel and flags."""
@@ -210,6 +219,9 @@ class _Reader:
             if conn.status == 204 or self._is_cancelled():
                 # 204 is the server's way of saying "stop": no error, no further attempts.
                 conn.close()
+                if conn.status == 204:
+                    self.connections += 1
+                    self.channel.put(_Stopped(conn), 0, 0)
                 return None
             self.connections += 1
             self.connected_since = time.monotonic()
@@ -459,6 +471,10 @@ class _Stream(Generic[T]):
                         # No handler runs after cancel(), markers included.
                         self._done.set()
                         return
+                    if type(batch) is _Stopped:
+                        # status and headers then say why the stream ended.
+                        self._conn = batch.connection
+                        continue
                     if type(batch) is Opened:
                         self._conn = batch.connection  # type: ignore[assignment]
                     yield batch

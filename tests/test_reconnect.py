@@ -767,3 +767,15 @@ def test_a_redirect_without_location_on_reconnect_is_not_retried(server: SSEServ
             next(stream)
     assert info.value.status_code == 302
     assert len(server.requests) == 2
+
+
+@pytest.mark.timeout(20)
+def test_status_says_204_after_a_reconnection_is_told_to_stop(server: SSEServer) -> None:
+    server.route("/b", [[event("1", id="1")], [respond(204)]])
+    fast = sse_sync.RetryPolicy(initial_delay=0.01, jitter=0)
+    with sse_sync.connect(server.url_for("/b"), retry=fast) as stream:
+        assert stream.status == 200
+        assert [e.data for e in stream] == ["1"]
+        assert stream.done
+        assert stream.status == 204
+        assert stream.stats().connections == 2
