@@ -519,6 +519,8 @@ def test_undispatched_id_does_not_survive_close() -> None:
     assert decoder.close() == []
     assert decoder.last_event_id == ""
     assert [as_tuple(e) for e in decoder.feed(body)] == [ev("test1", retry=1000)]
+    decoder.close()
+    assert [as_tuple(e) for e in decoder.feed(b"event: t\ndata: x\n\n")] == [ev("x", event="t")]
 
     # The same with an earlier, dispatched id: the reconnect resumes from it.
     decoder = SSEDecoder()
@@ -899,6 +901,20 @@ def test_event_size_is_counted_in_utf8_bytes(sizes: list[int] | None) -> None:
     assert "bytes" in str(EventTooLarge(10))
 
 
+def test_open_event_over_the_limit_raises_before_its_blank_line() -> None:
+    # The data of an event that never ends must not grow past the limit either.
+    decoder = SSEDecoder(max_event_size=10)
+    assert decoder.feed(b"data: 12345\ndata: 1234\n") == []  # exactly 10 bytes so far
+    with pytest.raises(EventTooLarge):
+        decoder.feed(b"data\n")  # 11
+    decoder = SSEDecoder(max_event_size=10)
+    assert decoder.feed(b"data: 12345\n") == []
+    with pytest.raises(EventTooLarge):
+        decoder.feed(b"data: 12345\n")
+    with pytest.raises(EventTooLarge):
+        SSEDecoder(max_event_size=10).feed(b"data: 12345\ndata: 12345\n")
+
+
 def test_event_too_large_many_empty_data_lines() -> None:
     decoder = SSEDecoder(max_event_size=10)
     assert [e.data for e in decoder.feed(b"data\n" * 11 + b"\n")] == ["\n" * 10]
@@ -1068,6 +1084,9 @@ ERROR_SAMPLES: dict[str, Callable[[], BaseException]] = {
         "not SSE", status_code=200, headers={"Content-Type": "text/html"}, body="<html>"
     ),
     "RetriesExhausted": lambda: _errors.RetriesExhausted("gave up", attempts=3),
+    "NDJSONDecodeError": lambda: _errors.NDJSONDecodeError(
+        "not JSON", 3, preview="{x", values=[{"a": 1}, [2]]
+    ),
 }
 
 ATTRIBUTES = (
@@ -1087,6 +1106,10 @@ ATTRIBUTES = (
     "body",
     "content_type",
     "attempts",
+    "reason",
+    "line",
+    "preview",
+    "values",
 )
 
 
