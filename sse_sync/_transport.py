@@ -111,6 +111,15 @@ def open_connection(
         )
     except requests.exceptions.ConnectTimeout as exc:
         raise ConnectError(f"connecting to {_safe_url(url)} timed out") from _scrub_chain(exc)
+    except requests.exceptions.TooManyRedirects as exc:
+        # A redirect loop is the server's answer, not a network failure: retrying cannot help.
+        last = exc.response
+        raise HTTPStatusError(
+            f"too many redirects from {_safe_url(url)}",
+            status_code=last.status_code if last is not None else 0,
+            headers=dict(last.headers) if last is not None else {},
+            url=_safe_url(last.url) if last is not None else _safe_url(url),
+        ) from _scrub_chain(exc)
     except requests.exceptions.RequestException as exc:
         message = f"cannot connect to {_safe_url(url)}: {_reason(exc)}"
         raise ConnectError(message) from _scrub_chain(exc)

@@ -779,3 +779,17 @@ def test_status_says_204_after_a_reconnection_is_told_to_stop(server: SSEServer)
         assert stream.done
         assert stream.status == 204
         assert stream.stats().connections == 2
+
+
+@pytest.mark.timeout(20)
+def test_a_redirect_loop_stops_with_an_http_status_error(server: SSEServer) -> None:
+    server.route("/loop", respond(302, b"", {"Location": "/loop"}))
+    session = requests.Session()
+    session.max_redirects = 5
+    with pytest.raises(sse_sync.HTTPStatusError) as info:
+        sse_sync.connect(server.url_for("/loop"), session=session)
+    assert "too many redirects" in str(info.value)
+    assert info.value.status_code == 302
+    assert sse_sync.RetryPolicy().should_retry(info.value) is False
+    assert len(server.requests) == 6  # the first request and five redirects, no retry
+    session.close()
