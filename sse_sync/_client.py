@@ -220,7 +220,6 @@ class _Reader:
                 # 204 is the server's way of saying "stop": no error, no further attempts.
                 conn.close()
                 if conn.status == 204:
-                    self.connections += 1
                     self.channel.put(_Stopped(conn), 0, 0)
                 return None
             self.connections += 1
