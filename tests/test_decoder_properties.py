@@ -269,7 +269,11 @@ def streams(draw: st.DrawFn) -> bytes:
         for line in [*block, b""]:  # each block ends with a blank line...
             parts.append(line)
             parts.append(draw(line_endings))
-    for line in draw(blocks()):  # ...except the last, which the stream may cut off
+    last = draw(blocks())  # ...except the last, which the stream may cut off
+    if draw(st.booleans()):
+        # An ID in a block that never ends must not become the last event ID.
+        last.insert(draw(st.integers(0, len(last))), b"id:" + draw(id_values))
+    for line in last:
         parts.append(line)
         parts.append(draw(line_endings))
     if draw(st.booleans()):

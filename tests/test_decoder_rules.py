@@ -309,6 +309,16 @@ def _outcome(chunks: list[bytes], **kwargs: Any) -> tuple[object, ...]:
     return ([as_tuple(e) for e in events], decoder.last_event_id, decoder.retry)
 
 
+def _iter_outcome(chunks: list[bytes], **kwargs: Any) -> tuple[object, ...]:
+    events: list[Event] = []
+    try:
+        for event in sse_sync.iter_events(iter(chunks), **kwargs):
+            events.append(event)
+    except LimitExceeded as exc:
+        return ([as_tuple(e) for e in events + exc.events], type(exc))
+    return ([as_tuple(e) for e in events],)
+
+
 @pytest.mark.parametrize(
     "limits", [{}, {"max_line_length": 30, "max_event_size": 25}], ids=["default", "small"]
 )
@@ -323,6 +333,11 @@ def test_chunk_cut_at_a_line_or_event_boundary_matches_whole_input(
     split = _outcome([before, chunk, after], **limits)
     whole = _outcome([before + chunk + after], **limits)
     assert split == whole
+    # iter_events, which has shortcuts of its own, too (it closes: no pending event counts).
+    assert _iter_outcome([before, chunk, after], **limits) == _iter_outcome(
+        [before + chunk + after], **limits
+    )
+    assert _iter_outcome([before, chunk, after], **limits)[0] == whole[0]
 
 
 def test_event_ended_by_lone_cr_byte_by_byte_is_dispatched_at_the_cr() -> None:
