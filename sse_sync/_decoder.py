@@ -6,10 +6,12 @@ package's models and errors.  Each ``feed()`` does as much as possible in C:
 1. Line endings are normalised to LF with two ``bytes.replace`` calls.  A CR that ends a chunk
    is a line break at once (so its event is dispatched without waiting); if the next chunk then
    starts with LF, that LF is the second half of the same CRLF and is dropped.
-2. Everything up to the last LF is decoded in one call (UTF-8, invalid bytes become U+FFFD;
-   line breaks are ASCII, so no character straddles the cut) and split on blank lines.
-3. A block that is a single ``data:`` line, or only ``data: `` lines, becomes an event without a
-   per-line Python loop.  Anything else goes line by line through the spec's field rules.
+2. Everything up to the last LF is split into lines in one call and interpreted line by line
+   by the spec's field rules, as bytes: field names and separators are ASCII, so decoding each
+   value on its own (UTF-8, invalid bytes become U+FFFD) gives what decoding the whole stream
+   would, and slicing bytes is cheaper than slicing non-ASCII text.
+3. A chunk that is exactly one ``data: ...`` event, what servers flush, becomes an event
+   without touching any state (in ``feed()``, and inlined in ``iter_events()``).
 4. The bytes after the last LF are the start of the next line, kept as a list of pieces so that a
    long line arriving in small chunks costs linear time, not quadratic.
 
