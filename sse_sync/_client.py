@@ -323,8 +323,9 @@ class _Stream(Generic[T]):
         self._last_id = decoder.last_event_id
         self._delivered = 0
         self._deadline: float | None = None
+        self._signal: Callable[[Any, object], None] = self._handlers.signal
         self._source = self._items()
-        self._iter = self._events()
+        self._iter = self._source
         self._dispatch_thread: threading.Thread | None = None
         self._dispatch_error: BaseException | None = None
         self._done = threading.Event()
@@ -407,30 +408,16 @@ class _Stream(Generic[T]):
         self._deadline = None if timeout is None else time.monotonic() + timeout
         try:
             for item in self._source:
-                kind = type(item)
-                if kind is Comment or kind is Opened or kind is Retrying:
-                    self._handlers.signal(self, item)
-                    continue
-                if item is _TIMEOUT:
-                    return None
-                return item  # type: ignore[return-value]
+                return None if item is _TIMEOUT else item
             return None
         finally:
             self._deadline = None
 
-    def _events(self) -> Iterator[T]:
-        # Handlers registered for open and comments run here too, in the consumer's thread.
-        handlers = self._handlers
-        for item in self._source:
-            kind = type(item)
-            if kind is Comment or kind is Opened or kind is Retrying:
-                handlers.signal(self, item)
-            else:
-                yield item  # type: ignore[misc]
-
-    def _items(self) -> Iterator[T | Comment | Opened | object]:
+    def _items(self) -> Iterator[T]:
         # The one consumer loop: every style (for, next_event, run) pulls from this generator,
-        # so they share one position in the stream.
+        # so they share one position in the stream.  It yields only items (and _TIMEOUT when
+        # next_event() set a deadline); comments and markers go to self._signal right here,
+        # which saves the per-event cost of a second generator layer.
         channel = self._channel
         reader = self._reader
         while True:
@@ -446,7 +433,7 @@ class _Stream(Generic[T]):
                 self._done.set()
                 raise
             if batches is None:
-                yield _TIMEOUT
+                yield _TIMEOUT  # type: ignore[misc]
                 continue
             if not batches:
                 self._done.set()
@@ -461,8 +448,12 @@ class _Stream(Generic[T]):
                         if reader.cancelled:
                             self._done.set()
                             return
-                        if type(item) is Event:
+                        kind = type(item)
+                        if kind is Event:
                             self._last_id = item.id
+                        elif kind is Comment:
+                            self._signal(self, item)
+                            continue
                         yield item
                     channel.release(nitems, nbytes)
                 else:
@@ -476,7 +467,10 @@ class _Stream(Generic[T]):
                         continue
                     if type(batch) is Opened:
                         self._conn = batch.connection  # type: ignore[assignment]
-                    yield batch
+                    self._signal(self, batch)
+
+    def _set_signal(self, signal: Callable[[Any, object], None] | None) -> None:
+        self._signal = self._handlers.signal if signal is None else signal
 
     # -- ending ----------------------------------------------------------------------------
 
@@ -566,7 +560,7 @@ class _Stream(Generic[T]):
         (the default) it also cancels the stream, with ``"continue"`` dispatching goes on.  An
         error that no ``on_error`` handler received is raised from here, after ``on_close``.
         """
-        self._handlers.run(self, self._source, handler_errors)
+        self._handlers.run(self, self._source, handler_errors, self._set_signal)
 
     def start(self, *, handler_errors: str = "stop") -> Self:
         """Run :meth:`run` in a new (daemon) dispatch thread; use :meth:`join` or :meth:`wait`."""

@@ -118,28 +118,45 @@ class Handlers:
             for on_retry in self.retrying:
                 on_retry(item.error, item.delay)  # type: ignore[attr-defined]
 
-    def run(self, stream: Any, items: Iterable[object], policy: str) -> None:
+    def run(
+        self,
+        stream: Any,
+        items: Iterable[object],
+        policy: str,
+        set_signal: Callable[[Callable[[Any, object], None] | None], None],
+    ) -> None:
+        """Dispatch ``items`` (events) until they end; comments and markers reach
+        :meth:`signal` through ``set_signal``, under the same error policy."""
         if policy not in ("stop", "continue"):
             raise ValueError('handler_errors must be "stop" or "continue"')
         unreported: BaseException | None = None
+
+        def failed(exc: Exception) -> None:
+            nonlocal unreported
+            if not self.report(exc) and unreported is None:
+                unreported = exc
+            if policy == "stop":
+                stream.cancel()
+
+        def guarded_signal(target: Any, item: object) -> None:
+            try:
+                self.signal(target, item)
+            except Exception as exc:
+                failed(exc)
+
+        set_signal(guarded_signal)
         try:
             for item in items:
                 try:
-                    kind = type(item)
-                    if kind is Event:
-                        event: Event = item  # type: ignore[assignment]
-                        handlers = self._resolved.get(event.event)
-                        if handlers is None:
-                            handlers = self._resolve(event.event)
-                        for handler in handlers:
-                            handler(event)
-                    else:
-                        self.signal(stream, item)
+                    event: Event = item  # type: ignore[assignment]
+                    handlers = self._resolved.get(event.event)
+                    if handlers is None:
+                        handlers = self._resolve(event.event)
+                    for handler in handlers:
+                        handler(event)
                 except Exception as exc:
-                    if not self.report(exc) and unreported is None:
-                        unreported = exc
+                    failed(exc)
                     if policy == "stop":
-                        stream.cancel()
                         break
         except Exception as exc:
             # The stream's own error (network, timeout, limits), raised by the item source.
@@ -150,6 +167,7 @@ class Handlers:
             stream.cancel()
             raise
         finally:
+            set_signal(None)
             for on_close in self.closed:
                 on_close()
         if unreported is not None:

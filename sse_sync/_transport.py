@@ -39,7 +39,7 @@ from ._errors import (
 
 __all__ = ("Connection", "build_headers", "open_connection")
 
-READ_SIZE = 1 << 16
+READ_SIZE = 1 << 18
 PREVIEW_BYTES = 4096
 PREVIEW_SECONDS = 2.0
 
