@@ -263,6 +263,23 @@ class SSEDecoder:
         comments = self._comments
         max_event = self._max_event
         dispatched = False
+        if not data and not kind and retry is None and text[:6] == b"data: ":
+            # A run of one-line "data: ..." events, the token streams servers send most: when
+            # every block is one data line, each becomes an event with no per-line loop.
+            end = len(text) if text[-2:] == b"\n\n" else text.rfind(b"\n\n") + 2
+            run = text[:end] if end < len(text) else text
+            blocks = run.count(b"\n\n")
+            if (
+                blocks
+                and run.count(b"\n") == 2 * blocks
+                and run.count(b"\n\ndata: ") == blocks - 1
+                and end <= max_event
+            ):
+                for block in run[6:-2].split(b"\n\ndata: "):
+                    append(Event("message", block.decode("utf-8", "replace"), last_id, None))
+                committed = last_id
+                dispatched = True
+                text = text[end:]
         lines = text.split(b"\n")
         lines.pop()  # the empty piece after the final LF
         for line in lines:
