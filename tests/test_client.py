@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import pickle
 import threading
 import time
@@ -12,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from _net import client_sockets, fds
 
 import sse_sync
 from sse_sync.testing import (
@@ -36,24 +36,6 @@ NO_RETRY = {"retry": None}
 def server() -> Iterator[SSEServer]:
     with SSEServer() as srv:
         yield srv
-
-
-def fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def client_sockets(port: int) -> int:
-    """Client-side TCP sockets to ``port`` still open (ESTABLISHED or CLOSE_WAIT).
-
-    Closed sockets linger in FIN_WAIT/TIME_WAIT, owned by the kernel, not by this process."""
-    count = 0
-    with open("/proc/net/tcp") as table:
-        for line in table.readlines()[1:]:
-            fields = line.split()
-            remote_port = int(fields[2].split(":")[1], 16)
-            if remote_port == port and fields[3] in ("01", "08"):
-                count += 1
-    return count
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from _net import client_sockets
 
 import sse_sync
 from sse_sync.testing import SSEServer, event, hold, wait_for
@@ -50,20 +51,6 @@ def sigint_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def client_sockets(port: int) -> int:
-    """This machine's client-side TCP sockets to ``port`` still open (ESTABLISHED, CLOSE_WAIT).
-
-    Closed sockets linger in FIN_WAIT/TIME_WAIT, owned by the kernel, not by a process."""
-    count = 0
-    with open("/proc/net/tcp") as table:
-        for line in table.readlines()[1:]:
-            fields = line.split()
-            remote_port = int(fields[2].split(":")[1], 16)
-            if remote_port == port and fields[3] in ("01", "08"):
-                count += 1
-    return count
 
 
 def new_readers(before: set[threading.Thread]) -> list[threading.Thread]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import email.utils
 import random
-import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
 
 import pytest
 import requests
+from _net import free_port
 
 import sse_sync
 from sse_sync import (
@@ -79,13 +79,6 @@ def data_of(events: Sequence[sse_sync.Event]) -> list[str]:
 
 def last_event_ids(server: SSEServer, path: str = "/s") -> list[str | None]:
     return [r.headers.get("Last-Event-ID") for r in server.requests if r.path == path]
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def library_threads() -> set[threading.Thread]:

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 import requests
 import trustme
+from _net import free_port
 
 import sse_sync
 from sse_sync import (
@@ -72,12 +73,6 @@ def other() -> Iterator[SSEServer]:
     """A second server: same host, another port."""
     with SSEServer() as srv:
         yield srv
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- TLS -----------------------------------------------------------------------------------------
