@@ -74,7 +74,6 @@ class SSEDecoder:
         "_comments",
         "_cr",
         "_data",
-        "_dcount",
         "_dsize",
         "_error",
         "_fast_limit",
@@ -121,7 +120,6 @@ class SSEDecoder:
         self._plen = 0
         self._data: list[bytes] = []
         self._dsize = 0  # bytes the joined data of an open event would have, plus one
-        self._dcount = 0  # how many of its data values _dsize counts
         self._type = b""
         self._bretry: int | None = None  # a retry field seen in the current block
         self._error: LimitExceeded | None = None
@@ -263,6 +261,12 @@ class SSEDecoder:
         comments = self._comments
         max_event = self._max_event
         dispatched = False
+        start = len(data)
+        # The open event's size is checked line by line only where it could exceed the limit:
+        # an event carried over from an earlier feed, or a text longer than the limit.  So the
+        # error comes at the same line whatever the chunking, and costs nothing otherwise.
+        careful = bool(start) or len(text) > max_event
+        size = self._dsize if start else 0  # bytes of the open event's joined data, plus one
         if not data and not kind and retry is None and text[:6] == b"data: ":
             # A run of one-line "data: ..." events, the token streams servers send most: when
             # every block is one data line, each becomes an event with no per-line loop.
@@ -285,10 +289,16 @@ class SSEDecoder:
         for line in lines:
             if line[:6] == b"data: ":
                 data.append(line[6:])
+                if careful:
+                    size += len(line) - 5
+                    if size - 1 > max_event:
+                        self._last_id = committed
+                        self._fail(EventTooLarge(max_event), out)
             elif not line:
                 # Dispatch; its first step commits the ID buffer even when nothing fires.
                 committed = last_id
                 dispatched = True
+                size = 0
                 if data:
                     value = b"\n".join(data)
                     if len(value) > max_event:
@@ -327,19 +337,21 @@ class SSEDecoder:
                             pass
                 elif name == b"data":
                     data.append(value)
-        # An event still open after this feed: bound what it holds across feeds.
-        size, counted = (0, 0) if dispatched else (self._dsize, self._dcount)
-        if len(data) > counted:
-            size += sum(map(len, data[counted:])) + len(data) - counted
-            if size - 1 > max_event:
-                self._last_id = committed
-                self._fail(EventTooLarge(max_event), out)
+                    if careful:
+                        size += len(value) + 1
+                        if size - 1 > max_event:
+                            self._last_id = committed
+                            self._fail(EventTooLarge(max_event), out)
+        counted = 0 if dispatched else start
+        if data and not careful:
+            # An event opened in this text, which is no longer than the limit: count it now,
+            # so that the next feed can go on counting where it stopped.
+            size = sum(map(len, data)) + len(data)
         if len(data) - counted > 256:
             # Many short data lines cost far more as objects than as bytes: this feed's lines
             # become one piece (earlier pieces are left alone, so nothing is copied twice).
             data[counted:] = [b"\n".join(data[counted:])]
         self._dsize = size if data else 0
-        self._dcount = len(data)
         self._id_buffer = last_id
         self._last_id = committed
         self._data = data

@@ -1200,3 +1200,15 @@ def test_event_size_counted_afresh_after_a_dispatch_across_feeds(grow: bool) -> 
     else:
         assert decoder.feed(b"data: dd\n") == []
         assert decoder.feed(b"\n")[0].data == "cccccc\ndd"
+
+
+@pytest.mark.parametrize("sizes", [None, [9], [1]], ids=["whole", "line", "bytes"])
+def test_event_too_large_stops_at_the_line_that_makes_it_so(sizes: list[int] | None) -> None:
+    # Nothing after the oversized data line is decoded, whatever the chunking: not the retry
+    # field that follows it, not a comment.
+    decoder = SSEDecoder(max_event_size=1)
+    chunks = split_cyclic(b"data: ab\nretry: 5\n:c\n\n", sizes)
+    with pytest.raises(EventTooLarge) as info:
+        feed_items_all(decoder, chunks)
+    assert info.value.events == []
+    assert decoder.retry is None
