@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+from collections.abc import Callable
 
 
 def fds() -> int:
@@ -30,3 +32,103 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that runs ``handler(server, conn, stop)`` per connection, each
+    in its own thread, for HTTP that the scripted server will not produce.  ``stop()`` shuts every
+    connection down and joins every thread."""
+
+    def __init__(
+        self,
+        handler: Callable[[RawServer, socket.socket, threading.Event], None],
+        *,
+        scheme: str = "http",
+        path: str = "/",
+    ) -> None:
+        self._handler = handler
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)  # the accept loop looks at the stop flag this often
+        self.port = int(self._listener.getsockname()[1])
+        self.url = f"{scheme}://127.0.0.1:{self.port}{path}"
+        self._stop = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self.requests: list[bytes] = []
+        self.errors: list[BaseException] = []
+        self._lock = threading.Condition()
+        self._accepter = threading.Thread(target=self._accept, name="raw-server", daemon=True)
+
+    def __enter__(self) -> RawServer:
+        self._accepter.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._accepter.join(5)
+        self._listener.close()
+        with self._lock:
+            conns, threads = list(self._conns), list(self._threads)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in threads:
+            thread.join(5)
+        assert not any(t.is_alive() for t in [self._accepter, *threads])
+        if self.errors and exc_info[0] is None:
+            raise AssertionError(f"raw server failed: {self.errors!r}") from self.errors[0]
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(None)
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            with self._lock:
+                self._conns.append(conn)
+                self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            with conn:
+                self._handler(self, conn, self._stop)
+        except (ConnectionError, TimeoutError):
+            pass  # the client left
+        except OSError as exc:
+            if not self._stop.is_set():
+                self.errors.append(exc)
+        except BaseException as exc:
+            self.errors.append(exc)
+
+    def read_request(self, conn: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("client left before its request was complete")
+            data += chunk
+        with self._lock:
+            self.requests.append(data)
+            self._lock.notify_all()
+        return data
+
+    def wait_requests(self, count: int, timeout: float = 5) -> None:
+        with self._lock:
+            assert self._lock.wait_for(lambda: len(self.requests) >= count, timeout)
+
+
+def wait_for_client_to_leave(conn: socket.socket, stop: threading.Event) -> None:
+    conn.settimeout(0.05)
+    while not stop.is_set():
+        try:
+            if not conn.recv(65536):
+                return
+        except TimeoutError:
+            continue

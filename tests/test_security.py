@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import requests
 import trustme
-from _net import free_port
+from _net import RawServer, free_port, wait_for_client_to_leave
 
 import sse_sync
 from sse_sync import (
@@ -78,90 +78,29 @@ def other() -> Iterator[SSEServer]:
 # -- TLS -----------------------------------------------------------------------------------------
 
 
-class TLSServer:
+def tls_stream(context: ssl.SSLContext) -> RawServer:
     """HTTPS on 127.0.0.1: every request gets an event stream of two events, then the server
-    holds the connection until the client leaves.  Failed handshakes are counted."""
+    holds the connection until the client leaves.  A failed handshake records no request."""
 
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self._context = context
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)  # how often the accept loop looks at the stop flag
-        self.port = int(self._listener.getsockname()[1])
-        self.url = f"https://127.0.0.1:{self.port}/stream"
-        self.requests: list[bytes] = []
-        self.failed_handshakes: list[BaseException] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._conns: list[socket.socket] = []
-        self._threads: list[threading.Thread] = []
-        self._accepter = threading.Thread(target=self._accept, name="tls-server", daemon=True)
-
-    def __enter__(self) -> TLSServer:
-        self._accepter.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._accepter.join(5)
-        self._listener.close()
-        with self._lock:
-            conns, threads = list(self._conns), list(self._threads)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread in threads:
-            thread.join(5)
-        assert not any(t.is_alive() for t in [self._accepter, *threads])
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            with self._lock:
-                self._conns.append(conn)
-                self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def handler(raw: RawServer, conn: socket.socket, stop: threading.Event) -> None:
         conn.settimeout(5)
         try:
-            tls = self._context.wrap_socket(conn, server_side=True)
-        except (ssl.SSLError, OSError) as exc:
-            with self._lock:
-                self.failed_handshakes.append(exc)
-            conn.close()
-            return
+            tls = context.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # the client refused the certificate: what the verification tests expect
         with tls:
             try:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = tls.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                with self._lock:
-                    self.requests.append(data)
+                raw.read_request(tls)
                 tls.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                     b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
                     b"id: 1\ndata: secure\n\ndata: second\n\n"
                 )
-                tls.settimeout(0.05)
-                while not self._stop.is_set():
-                    try:
-                        if not tls.recv(65536):
-                            return
-                    except TimeoutError:
-                        continue
+                wait_for_client_to_leave(tls, stop)
             except (OSError, ssl.SSLError):
-                return
+                return  # a TLS client that goes away may not say goodbye
+
+    return RawServer(handler, scheme="https", path="/stream")
 
 
 @pytest.fixture(scope="module")
@@ -177,10 +116,10 @@ def ca_path(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def tls_server(ca: trustme.CA) -> Iterator[TLSServer]:
+def tls_server(ca: trustme.CA) -> Iterator[RawServer]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
-    with TLSServer(context) as srv:
+    with tls_stream(context) as srv:
         yield srv
 
 
@@ -200,7 +139,7 @@ def exception_chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def test_tls_is_verified_by_default(tls_server: TLSServer) -> None:
+def test_tls_is_verified_by_default(tls_server: RawServer) -> None:
     with pytest.raises(ConnectError) as info:
         sse_sync.connect(tls_server.url, retry=None)
     chain = exception_chain(info.value)
@@ -210,7 +149,7 @@ def test_tls_is_verified_by_default(tls_server: TLSServer) -> None:
     assert tls_server.requests == []  # no request went out over an unverified connection
 
 
-def test_tls_with_the_ca_in_the_users_session(tls_server: TLSServer, ca_path: str) -> None:
+def test_tls_with_the_ca_in_the_users_session(tls_server: RawServer, ca_path: str) -> None:
     session = requests.Session()
     session.verify = ca_path
     with session:
@@ -224,12 +163,12 @@ def test_tls_with_the_ca_in_the_users_session(tls_server: TLSServer, ca_path: st
     assert len(tls_server.requests) == 1
 
 
-def test_tls_with_verify_passed_through(tls_server: TLSServer, ca_path: str) -> None:
+def test_tls_with_verify_passed_through(tls_server: RawServer, ca_path: str) -> None:
     with sse_sync.connect(tls_server.url, verify=ca_path, retry=None) as stream:
         assert next(stream).data == "secure"
 
 
-def test_tls_with_the_wrong_ca_fails(tls_server: TLSServer, tmp_path: Path) -> None:
+def test_tls_with_the_wrong_ca_fails(tls_server: RawServer, tmp_path: Path) -> None:
     stranger = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(stranger))
     with pytest.raises(ConnectError) as info:
