@@ -318,23 +318,16 @@ class SSEDecoder:
         lines = text.split(b"\n")
         lines.pop()  # the empty piece after the final LF
         for line in lines:
-            if line[:6] == b"data: ":
-                data.append(line[6:])
-                if careful:
-                    size += len(line) - 5
-                    if size - 1 > max_event:
-                        self._last_id = committed
-                        self._fail(EventTooLarge(max_event), out)
-            elif not line:
+            # Blank lines first: the test is cheaper than the data line's slice compare.
+            if not line:
                 # Dispatch; its first step commits the ID buffer even when nothing fires.
+                # The data is within the limit: checked line by line when careful, and
+                # otherwise no longer than the text.
                 committed = last_id
                 dispatched = True
                 size = 0
                 if data:
                     value = b"\n".join(data)
-                    if len(value) > max_event:
-                        self._last_id = committed
-                        self._fail(EventTooLarge(max_event), out)
                     event = _new(Event)
                     event.event = kind.decode("utf-8", "replace") if kind else "message"
                     try:
@@ -347,6 +340,13 @@ class SSEDecoder:
                     data = []
                 kind = b""
                 retry = None
+            elif line[:6] == b"data: ":
+                data.append(line[6:])
+                if careful:
+                    size += len(line) - 5
+                    if size - 1 > max_event:
+                        self._last_id = committed
+                        self._fail(EventTooLarge(max_event), out)
             else:
                 name, colon, value = line.partition(b":")
                 if not name:
