@@ -353,7 +353,7 @@ class SSEDecoder:
                     if comments and colon:
                         append(Comment(value.decode("utf-8", "replace")))  # type: ignore[arg-type]
                     continue
-                if value[:1] == b" ":
+                if value and value[0] == 32:
                     value = value[1:]
                 if name == b"event":
                     kind = value
