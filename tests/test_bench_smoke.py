@@ -39,11 +39,24 @@ def test_sse_sync_decodes_the_known_events(workload: Any) -> None:
     assert [(e.event, e.data, e.id) for e in events] == workload.expected
 
 
+@pytest.mark.parametrize("workload", TINY, ids=lambda w: w.name)
+def test_line_loop_floor_gives_the_known_events(workload: Any) -> None:
+    # The floor row bounds what a per-line decoder can do only if it does the real work.
+    events = bench._run_line_floor(workload.make_chunks(), workload.body)
+    assert [(e.event, e.data, e.id) for e in events] == workload.expected
+
+
 @pytest.mark.parametrize("peer", list(PEER_MODULES))
 def test_peer_correctness_check(peer: str) -> None:
     pytest.importorskip(PEER_MODULES[peer])
     contenders, _ = bench.make_contenders([peer])
-    assert [c.name for c in contenders] == ["sse_sync", "sse_sync feed()", peer, "bytes.split"]
+    assert [c.name for c in contenders] == [
+        "sse_sync",
+        "sse_sync feed()",
+        peer,
+        "line-loop floor",
+        "bytes.split",
+    ]
     for workload in TINY:
         result = bench.check(workload, contenders)
         assert result["sse_sync"].count == 0, workload.name
