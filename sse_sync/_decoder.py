@@ -419,8 +419,9 @@ def iter_events(
     decoder = SSEDecoder(max_line_length=max_line_length, max_event_size=max_event_size)
     # Past the inlined fast path below, feed()'s own would fail the same tests: go straight on.
     feed = decoder._feed
-    # A chunk with no CR or LF cannot complete a line: hold it and feed it with the next one
-    # that can, which gives the same events at the same points and skips a feed() per chunk.
+    # A chunk with no CR or LF cannot complete a line, nor lines with no blank line among them an
+    # event: hold them and feed them with the next chunk that can, which gives the same events
+    # at the same points and skips a feed() per chunk.
     held: list[bytes] = []
     held_size = 0
     limit = decoder._max_line
@@ -452,6 +453,13 @@ def iter_events(
             held = []
             held_size = 0
             if 13 not in chunk:
+                if chunk[0] != 10 and b"\n\n" not in chunk and len(chunk) <= fast_limit:
+                    # No blank line, so no event can end here: hold the whole lines too, and
+                    # they reach the decoder with the blank line, as one event.
+                    held.append(chunk)
+                    held_size = len(chunk)
+                    clean = False
+                    continue
                 # The unfinished line after the last LF is held here rather than in the decoder,
                 # so that what is fed is whole lines, and often exactly one whole event, which
                 # then takes the inlined fast path too (small chunks make this the common case).
@@ -485,11 +493,12 @@ def iter_events(
             held_size += len(chunk)
             clean = False
             if held_size > limit:
-                # Too long for a line: feed() raises LineTooLong, unless a BOM was stripped.
+                # More than a line may hold: the decoder takes it now, and raises LineTooLong
+                # if the unfinished line is too long.  No blank line is held, so no event ends.
                 feed(b"".join(held))
                 held = []
                 held_size = 0
-                idle = False
+                idle = decoder._clean
     if held:
         yield from feed(b"".join(held))
     yield from decoder.close()
