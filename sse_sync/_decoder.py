@@ -53,6 +53,13 @@ _UNLIMITED = sys.maxsize
 # skips the encoding-name lookup of decode("utf-8", "replace") on every value.
 _new = object.__new__
 
+# iter_events() reassembles chunks up to this size into whole lines and events before feeding
+# them: that pays where chunks are small (then each event costs several); on larger ones it
+# would only copy more.  Measured under callgrind, it takes 1 B and 7 B chunks from 116k and
+# 26k instructions per event to 94k and 23k; done on 64 KiB chunks, it cost a quarter of their
+# speed.
+_SMALL = 1024
+
 
 def _limit(name: str, value: int | None) -> int:
     if value is None:
@@ -452,7 +459,7 @@ def iter_events(
                 chunk = b"".join(held)
             held = []
             held_size = 0
-            if 13 not in chunk:
+            if len(chunk) <= _SMALL and 13 not in chunk:
                 if chunk[0] != 10 and b"\n\n" not in chunk and len(chunk) <= fast_limit:
                     # No blank line, so no event can end here: hold the whole lines too, and
                     # they reach the decoder with the blank line, as one event.
