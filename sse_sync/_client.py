@@ -196,6 +196,14 @@ class _Reader:
             asked = retry_after(failure.headers)
             if asked is not None:
                 delay = max(delay, asked)
+        if policy.max_elapsed is not None and time.monotonic() - since + delay > policy.max_elapsed:
+            # The next attempt would start past the limit (a long Retry-After, say): stop now
+            # rather than wait for an attempt the policy does not allow.
+            raise RetriesExhausted(
+                f"gave up: the next attempt, in {delay:.3g} s, would start after "
+                f"max_elapsed={policy.max_elapsed} s of failed reconnection",
+                failures - 1,
+            ) from failure
         self.channel.put(Retrying(failure, delay), 0, 0)
         return delay
 
@@ -809,6 +817,15 @@ def _first_connection(
             delay = policy.delay(failures, None, rng)
             if isinstance(exc, HTTPStatusError):
                 delay = max(delay, retry_after(exc.headers) or 0.0)
+            if (
+                policy.max_elapsed is not None
+                and time.monotonic() - started + delay > policy.max_elapsed
+            ):
+                raise RetriesExhausted(
+                    f"gave up: the next attempt, in {delay:.3g} s, would start after "
+                    f"max_elapsed={policy.max_elapsed} s of failed connection",
+                    failures,
+                ) from exc
             time.sleep(delay)
 
 

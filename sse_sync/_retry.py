@@ -53,7 +53,9 @@ class RetryPolicy:
     max_attempts: int | None = attrs.field(default=None, validator=_non_negative)
     """Consecutive failed attempts before giving up with RetriesExhausted; None for no limit."""
     max_elapsed: float | None = attrs.field(default=None, validator=_non_negative)
-    """Seconds of consecutive failure before giving up; None for no limit."""
+    """Seconds of consecutive failure before giving up; None for no limit.  No attempt starts
+    later than this: a wait (a server's long ``Retry-After`` included) that would end past it
+    gives up at once."""
     reset_after: float = attrs.field(default=30.0, validator=_non_negative)
     """A connection up this long that delivered an event resets the backoff."""
     retry_first: bool = False

@@ -331,6 +331,26 @@ def test_max_elapsed_gives_up_after_that_long(server: SSEServer) -> None:
     assert len(server.requests) == 1 + info.value.attempts
 
 
+@pytest.mark.parametrize("first", [False, True], ids=["reconnect", "retry_first"])
+def test_a_retry_after_past_max_elapsed_gives_up_at_once(server: SSEServer, first: bool) -> None:
+    # Waiting an hour for an attempt the policy would not allow helps nobody.
+    hour = respond(503, headers={"Retry-After": "3600"})
+    policy = RetryPolicy(max_elapsed=5, initial_delay=0.01, jitter=0, retry_first=first)
+    server.route("/s", [[hour]] if first else [[event("a"), close()], [hour]])
+
+    def read() -> None:
+        with sse_sync.connect(server.url_for("/s"), retry=policy) as stream:
+            assert next(stream).data == "a"
+            next(stream)
+
+    started = time.monotonic()
+    with pytest.raises(RetriesExhausted, match=r"3\.6e\+03 s.*max_elapsed=5 s") as info:
+        read()
+    assert time.monotonic() - started < 4
+    assert isinstance(info.value.__cause__, HTTPStatusError)
+    assert len(server.requests) == (1 if first else 2)
+
+
 # -- what the status says ----------------------------------------------------------------------
 
 
