@@ -732,11 +732,13 @@ def _open(
     max_queue: int,
     max_queue_bytes: int,
     request_kwargs: dict[str, Any],
+    caller: str = "connect",
 ) -> S:
-    """Open the first connection and start a stream of ``stream_class`` reading it."""
+    """Open the first connection and start a stream of ``stream_class`` reading it; ``caller``
+    names the public function in error messages."""
     for reserved in ("stream",):
         if reserved in request_kwargs:
-            raise TypeError(f"connect() got an unexpected keyword argument {reserved!r}")
+            raise TypeError(f"{caller}() got an unexpected keyword argument {reserved!r}")
     if max_queue < 1 or max_queue_bytes < 1:
         raise ValueError("max_queue and max_queue_bytes must be at least 1")
     connect_timeout, read_timeout = _timeouts(timeout)

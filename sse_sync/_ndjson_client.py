@@ -123,4 +123,5 @@ def connect_ndjson(
         max_queue=max_queue,
         max_queue_bytes=max_queue_bytes,
         request_kwargs=request_kwargs,
+        caller="connect_ndjson",
     )

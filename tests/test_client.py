@@ -149,6 +149,14 @@ def test_mounted_adapter_is_used(server: SSEServer) -> None:
 # -- errors ----------------------------------------------------------------------------------
 
 
+def test_reserved_keyword_is_refused_by_name(server: SSEServer) -> None:
+    with pytest.raises(
+        TypeError, match=r"^connect\(\) got an unexpected keyword argument .stream.$"
+    ):
+        sse_sync.connect(server.url_for("/s"), stream=False)
+    assert server.requests == []
+
+
 def test_http_error_status_raises_at_connect_with_details(server: SSEServer) -> None:
     server.route("/s", respond(503, b"overloaded, try later", {"Retry-After": "5"}))
     with pytest.raises(sse_sync.HTTPStatusError) as info:

@@ -338,7 +338,9 @@ def test_idle_timeout(server: SSEServer) -> None:
 
 
 def test_reserved_keyword_is_refused(server: SSEServer) -> None:
-    with pytest.raises(TypeError, match="stream"):
+    with pytest.raises(
+        TypeError, match=r"^connect_ndjson\(\) got an unexpected keyword argument .stream.$"
+    ):
         connect_ndjson(server.url_for("/s"), stream=False)
     assert server.requests == []
 
