@@ -215,7 +215,12 @@ class IdleTimeout(ReadTimeout):
 
 
 class RetriesExhausted(SSEError):
-    """The reconnection policy gave up; ``attempts`` says how many were made, ``__cause__`` why."""
+    """The reconnection policy gave up; ``__cause__`` says why.
+
+    ``attempts`` counts the failed requests the policy made: reconnections after a stream broke
+    (at most ``max_attempts``), or, with ``retry_first`` inside ``connect()``, every attempt at
+    the first connection, the first one included (so up to ``max_attempts + 1``).
+    """
 
     def __init__(self, message: str, attempts: int = 0) -> None:
         super().__init__(message)

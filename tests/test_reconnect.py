@@ -493,6 +493,17 @@ def test_retry_first_retries_the_first_connection_until_200(server: SSEServer) -
     assert len(server.requests) == 4
 
 
+def test_retry_first_counts_the_first_attempt_too(server: SSEServer) -> None:
+    # max_attempts bounds the retries; attempts counts every failed request, the first included.
+    server.route("/s", [[respond(503)]])
+    policy = RetryPolicy(retry_first=True, max_attempts=2, initial_delay=0, jitter=0)
+    with pytest.raises(RetriesExhausted) as info:
+        sse_sync.connect(server.url_for("/s"), retry=policy)
+    assert info.value.attempts == 3
+    assert len(server.requests) == 3
+    assert isinstance(info.value.__cause__, HTTPStatusError)
+
+
 def test_retry_first_still_stops_on_a_4xx(server: SSEServer) -> None:
     server.route("/s", [[respond(404)], [event("ok"), hold()]])
     policy = RetryPolicy(retry_first=True, initial_delay=0, jitter=0)
