@@ -182,28 +182,16 @@ class _Reader:
             self.failing_since = time.monotonic()
         self.failures += 1
         failures = self.failures
-        since = self.failing_since
-        if policy.max_attempts is not None and failures > policy.max_attempts:
-            raise RetriesExhausted(
-                f"gave up after {failures - 1} reconnection attempts", failures - 1
-            ) from failure
-        if policy.max_elapsed is not None and time.monotonic() - since > policy.max_elapsed:
-            raise RetriesExhausted(
-                f"gave up after {policy.max_elapsed} s of failed reconnection", failures - 1
-            ) from failure
-        delay = policy.delay(failures, self.decoder.retry, self.rng)
-        if isinstance(failure, HTTPStatusError):
-            asked = retry_after(failure.headers)
-            if asked is not None:
-                delay = max(delay, asked)
-        if policy.max_elapsed is not None and time.monotonic() - since + delay > policy.max_elapsed:
-            # The next attempt would start past the limit (a long Retry-After, say): stop now
-            # rather than wait for an attempt the policy does not allow.
-            raise RetriesExhausted(
-                f"gave up: the next attempt, in {delay:.3g} s, would start after "
-                f"max_elapsed={policy.max_elapsed} s of failed reconnection",
-                failures - 1,
-            ) from failure
+        delay = _next_wait(
+            policy,
+            failures,
+            failures - 1,  # the failure that started the count was not an attempt
+            self.decoder.retry,
+            self.rng,
+            failure,
+            self.failing_since,
+            "reconnection",
+        )
         self.channel.put(Retrying(failure, delay), 0, 0)
         return delay
 
@@ -808,27 +796,36 @@ def _first_connection(
             if policy is None or not policy.retry_first or not policy.should_retry(exc):
                 raise
             failures += 1
-            if policy.max_attempts is not None and failures > policy.max_attempts:
-                raise RetriesExhausted(
-                    f"gave up after {failures} connection attempts", failures
-                ) from exc
-            if policy.max_elapsed is not None and time.monotonic() - started > policy.max_elapsed:
-                raise RetriesExhausted(
-                    f"gave up after {policy.max_elapsed} s of failed connection", failures
-                ) from exc
-            delay = policy.delay(failures, None, rng)
-            if isinstance(exc, HTTPStatusError):
-                delay = max(delay, retry_after(exc.headers) or 0.0)
-            if (
-                policy.max_elapsed is not None
-                and time.monotonic() - started + delay > policy.max_elapsed
-            ):
-                raise RetriesExhausted(
-                    f"gave up: the next attempt, in {delay:.3g} s, would start after "
-                    f"max_elapsed={policy.max_elapsed} s of failed connection",
-                    failures,
-                ) from exc
+            delay = _next_wait(policy, failures, failures, None, rng, exc, started, "connection")
             time.sleep(delay)
+
+
+def _next_wait(
+    policy: RetryPolicy,
+    failures: int,
+    attempts: int,
+    server_retry_ms: int | None,
+    rng: random.Random,
+    error: BaseException | None,
+    since: float,
+    what: str,
+) -> float:
+    """Seconds to wait after ``failures`` consecutive failures since ``since``: the backoff, or
+    longer if the server asked (``Retry-After``).  Raises RetriesExhausted, counting
+    ``attempts``, when the policy allows no further attempt: too many, or one that would start
+    after ``max_elapsed``."""
+    if policy.max_attempts is not None and failures > policy.max_attempts:
+        raise RetriesExhausted(f"gave up after {attempts} {what} attempts", attempts) from error
+    delay = policy.delay(failures, server_retry_ms, rng)
+    if isinstance(error, HTTPStatusError):
+        delay = max(delay, retry_after(error.headers) or 0.0)
+    if policy.max_elapsed is not None and time.monotonic() - since + delay > policy.max_elapsed:
+        raise RetriesExhausted(
+            f"gave up: the next {what} attempt, in {delay:.3g} s, would start after "
+            f"max_elapsed={policy.max_elapsed} s of failure",
+            attempts,
+        ) from error
+    return delay
 
 
 def _timeouts(timeout: Timeout) -> tuple[float | None, float | None]:
