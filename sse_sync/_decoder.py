@@ -47,10 +47,11 @@ _BOM = b"\xef\xbb\xbf"
 _UNLIMITED = sys.maxsize
 
 # The hot paths build events as object.__new__(Event) plus four slot stores: Event has no
-# validators or converters, so this gives exactly what Event(...) gives, for about 1.3k machine
-# instructions instead of 1.9k (measured under callgrind, CPython 3.11).  Likewise they decode
-# with strict bytes.decode() and redo it with errors="replace" only on invalid UTF-8, which
-# skips the encoding-name lookup of decode("utf-8", "replace") on every value.
+# validators or converters, so this gives exactly what Event(...) gives, for about 1.6k machine
+# instructions instead of 2.3k (python -m tests.benchmarks.instructions --construct, CPython
+# 3.11).  Likewise they decode with strict bytes.decode() and redo it with errors="replace" only
+# on invalid UTF-8, which skips the encoding-name lookup of decode("utf-8", "replace") on every
+# value.
 _new = object.__new__
 
 

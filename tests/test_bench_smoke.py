@@ -115,3 +115,14 @@ def test_compare_counts_replaced_missing_and_extra_events() -> None:
     assert bench.compare(ref, extra).count == 1
     assert bench.compare(ref, ref[:4] + ref[6:]).count == 2
     assert str(bench.compare(ref, ref[:-1])) == "1/10 (got 9)"
+
+
+def test_instruction_counter_runs_its_workload() -> None:
+    # What runs under valgrind; valgrind itself is not needed for this.
+    counter: Any = importlib.import_module("tests.benchmarks.instructions")
+    for name in ("sse_sync", "line-loop floor"):
+        assert counter.main(["--child", name, "mixed", "1", "--scale", "tiny"]) == 0
+    with pytest.raises(SystemExit, match="unknown"):
+        counter.main(["--child", "no-such-decoder", "mixed", "1", "--scale", "tiny"])
+    for kind in counter.CONSTRUCTIONS:
+        assert counter.main(["--child-construct", kind, "3"]) == 0
