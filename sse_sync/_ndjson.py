@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ._decoder import DEFAULT_MAX_LINE_LENGTH
+from ._decoder import DEFAULT_MAX_LINE_LENGTH, BytesLike, _as_bytes
 from ._errors import LimitExceeded, LineTooLong, NDJSONDecodeError
 
 if TYPE_CHECKING:
@@ -110,8 +110,14 @@ class NDJSONDecoder:
         """Always ``None``: NDJSON has no reconnection time."""
         return None
 
-    def feed(self, data: bytes) -> list[Any]:
-        """Decode the next chunk; return the values of the lines it completed, in order."""
+    def feed(self, data: BytesLike) -> list[Any]:
+        """Decode the next chunk; return the values of the lines it completed, in order.
+
+        ``data`` is bytes or any bytes-like object (a bytearray or memoryview is copied, so the
+        caller may reuse its buffer); ``str`` raises :class:`TypeError`.
+        """
+        if not isinstance(data, bytes):
+            data = _as_bytes(data)
         if self._error is not None:
             raise self._error
         if self._bom is not None:
@@ -140,7 +146,7 @@ class NDJSONDecoder:
             self._fail(LineTooLong(self._max_line), out)
         return out
 
-    def feed_items(self, data: bytes) -> list[Any]:
+    def feed_items(self, data: BytesLike) -> list[Any]:
         """The same as :meth:`feed`: NDJSON has no comments (the client's decoder protocol)."""
         return self.feed(data)
 
@@ -265,7 +271,7 @@ def _json_error(exc: BaseException, number: int, line: str) -> NDJSONDecodeError
 
 
 def decode_ndjson(
-    body: bytes,
+    body: BytesLike,
     *,
     max_line_length: int | None = DEFAULT_MAX_LINE_LENGTH,
     loads: Callable[[str], Any] = json.loads,
@@ -278,7 +284,7 @@ def decode_ndjson(
 
 
 def iter_ndjson(
-    chunks: Iterable[bytes],
+    chunks: Iterable[BytesLike],
     *,
     max_line_length: int | None = DEFAULT_MAX_LINE_LENGTH,
     loads: Callable[[str], Any] = json.loads,

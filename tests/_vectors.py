@@ -7,7 +7,7 @@ import functools
 import itertools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,25 @@ def chunkings(vector: dict[str, Any]) -> list[tuple[str, Chunking]]:
     return out
 
 
-def feed_all(decoder: SSEDecoder, chunks: Iterable[bytes]) -> list[Event]:
+def reused_buffer(chunks: Sequence[bytes], view: bool) -> Iterator[bytearray | memoryview]:
+    """``chunks`` through one buffer, overwritten with garbage once the reader asks for the
+    next chunk, as a ``recv_into()`` loop does: as that bytearray, or as memoryviews of it (a
+    viewed buffer keeps its size, since the reader may still hold a view)."""
+    size = max(map(len, chunks), default=0)
+    buf = bytearray(size)
+    for chunk in chunks:
+        n = len(chunk)
+        if view:
+            buf[:n] = chunk
+            yield memoryview(buf)[:n]
+            buf[:] = b"\xff" * size
+        else:
+            buf[:] = chunk
+            yield buf
+            buf[:] = b"\xff" * n
+
+
+def feed_all(decoder: SSEDecoder, chunks: Iterable[bytes | bytearray | memoryview]) -> list[Event]:
     """Feed every chunk, then close; return all events."""
     events: list[Event] = []
     for chunk in chunks:
@@ -114,7 +132,9 @@ def feed_all(decoder: SSEDecoder, chunks: Iterable[bytes]) -> list[Event]:
     return events
 
 
-def feed_items_all(decoder: SSEDecoder, chunks: Iterable[bytes]) -> list[Event | Comment]:
+def feed_items_all(
+    decoder: SSEDecoder, chunks: Iterable[bytes | bytearray | memoryview]
+) -> list[Event | Comment]:
     """Feed every chunk with ``feed_items``, then close; return all items."""
     items: list[Event | Comment] = []
     for chunk in chunks:

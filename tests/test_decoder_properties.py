@@ -10,7 +10,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
-from _vectors import LINE_CHUNKINGS, as_tuple, line_ends
+from _vectors import LINE_CHUNKINGS, as_tuple, feed_all, line_ends, reused_buffer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -362,6 +362,9 @@ def test_any_chunking_gives_the_same_result_as_one_chunk(raw: bytes, data: st.Da
     assert [key(i) for i in split_items[0]] == [key(i) for i in whole_items[0]]
     assert [i for i in split_items[0] if isinstance(i, Event)] == split[0]
     assert list(iter_events(iter(chunks))) == split[0]
+    for view in (False, True):
+        assert feed_all(SSEDecoder(), reused_buffer(chunks, view)) == split[0]
+        assert list(iter_events(reused_buffer(chunks, view))) == split[0]
 
 
 # -- (b) robustness --------------------------------------------------------------------------

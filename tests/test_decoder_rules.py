@@ -14,7 +14,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from _vectors import Chunking, as_tuple, feed_all, feed_items_all, make_chunks, split_cyclic
+from _vectors import (
+    Chunking,
+    as_tuple,
+    feed_all,
+    feed_items_all,
+    make_chunks,
+    reused_buffer,
+    split_cyclic,
+)
 
 import sse_sync
 from sse_sync import (
@@ -1035,6 +1043,75 @@ def test_retained_size_grows_with_pending_data() -> None:
     assert retained_size(decoder) > small + 100_000
     decoder.feed(b"y" * 100_000)
     assert retained_size(decoder) > small + 200_000
+
+
+# -- input types -----------------------------------------------------------------------------
+
+# Every rule at once: a BOM, CRLF, CR and LF, comments, every field, multi-line and non-ASCII data.
+MIXED_SAMPLE = (
+    BOM + b": hi\r\nretry: 1500\r\nevent: upd\r\nid: 7\r\ndata: caf\xc3\xa9\r\ndata:x\r\r"
+    b"data: one\n\nid\ndata: \xe6\x9d\xb1\n\n: ping\n\ndata: last\r\n\r\n"
+)
+MIXED_EXPECTED = [
+    ev("café\nx", "upd", "7", 1500),
+    ev("one", id="7"),
+    ev("東", id=""),
+    ev("last", id=""),
+]
+
+
+@pytest.mark.parametrize("how", CHUNKINGS)
+@pytest.mark.parametrize("view", [False, True], ids=["bytearray", "memoryview"])
+def test_a_reused_buffer_is_copied_not_kept(how: Chunking, view: bool) -> None:
+    chunks = make_chunks(MIXED_SAMPLE, how)
+    assert decode_all_ways(MIXED_SAMPLE) == MIXED_EXPECTED
+    decoder = SSEDecoder()
+    fed: list[Event] = []
+    for chunk in reused_buffer(chunks, view):
+        fed += decoder.feed(chunk)
+    assert [as_tuple(e) for e in fed] == MIXED_EXPECTED
+    items = feed_items_all(SSEDecoder(), reused_buffer(chunks, view))
+    assert [as_tuple(i) for i in items if isinstance(i, Event)] == MIXED_EXPECTED
+    assert [i.text for i in items if isinstance(i, Comment)] == [" hi", " ping"]
+    lazy = sse_sync.iter_events(reused_buffer(chunks, view))
+    assert [as_tuple(e) for e in lazy] == MIXED_EXPECTED
+
+
+def test_bytes_like_input_decodes_as_bytes() -> None:
+    import array
+
+    assert [as_tuple(e) for e in sse_sync.decode(bytearray(MIXED_SAMPLE))] == MIXED_EXPECTED
+    assert [as_tuple(e) for e in sse_sync.decode(memoryview(MIXED_SAMPLE))] == MIXED_EXPECTED
+    words = array.array("B", b"data: a\n\n")
+    # Any buffer works at run time; the annotation names the common three.
+    assert SSEDecoder().feed(words) == [Event(data="a")]  # type: ignore[arg-type]
+
+    class Raw(bytes):
+        pass
+
+    assert SSEDecoder().feed(Raw(b"data: b\n\n")) == [Event(data="b")]
+
+
+@pytest.mark.parametrize("bad", ["data: x\n\n", 5, None, [b"data: x\n\n"]])
+def test_input_that_is_not_bytes_is_a_type_error(bad: Any) -> None:
+    # Text, the likely mistake, is named in every case; other objects may also fail in the
+    # fast path's first slice, with Python's own TypeError.
+    name = type(bad).__name__
+    message = f"the decoder takes bytes, not {name}" if isinstance(bad, str | list) else None
+    decoder = SSEDecoder()
+    decoder.feed(b"data: before\n\n")  # a clean decoder, so feed() tries its fast path
+    with pytest.raises(TypeError, match=message):
+        decoder.feed(bad)
+    with pytest.raises(TypeError, match=message):
+        decoder.feed_items(bad)
+    with pytest.raises(TypeError, match=f"the decoder takes bytes, not {name}"):
+        sse_sync.decode(bad)
+    with pytest.raises(TypeError, match=message):
+        list(sse_sync.iter_events([b"data: ok\n\n", bad]))
+    with pytest.raises(TypeError, match=f"the decoder takes bytes, not {name}"):
+        list(sse_sync.iter_events([bad]))
+    # The refused chunk left no trace: the decoder goes on where it was.
+    assert decoder.feed(b"data: y\n\n") == [Event(data="y")]
 
 
 # -- Event.json ------------------------------------------------------------------------------

@@ -178,6 +178,46 @@ def test_value_returned_by_the_feed_that_completes_its_line() -> None:
     assert decoder.close() == []
 
 
+def test_a_reused_buffer_is_copied_not_kept() -> None:
+    # A recv_into() loop overwrites its buffer after each feed; unfinished lines must not
+    # change with it, whether the buffer comes as a bytearray or as a memoryview of one.
+    body = '\ufeff{"a": "caf\u00e9"}\r\n[1, 2]\n"last"'.encode()
+    for size in (1, 3, 7):
+        chunks = [body[i : i + size] for i in range(0, len(body), size)]
+        for view in (False, True):
+            buf = bytearray(size)
+            decoder = NDJSONDecoder()
+            values: list[Any] = []
+            for chunk in chunks:
+                if view:
+                    buf[: len(chunk)] = chunk
+                    values += decoder.feed(memoryview(buf)[: len(chunk)])
+                else:
+                    buf[:] = chunk
+                    values += decoder.feed(buf)
+                buf[:] = b"\xff" * len(buf)
+            values += decoder.close()
+            assert values == [{"a": "café"}, [1, 2], "last"], (size, view)
+    reused = bytearray(b'{"b"')
+    decoder = NDJSONDecoder()
+    assert decoder.feed(reused) == []
+    reused[:] = b"!!!!"
+    assert decoder.feed(b":1}\n") == [{"b": 1}]
+
+
+@pytest.mark.parametrize("bad", ['{"a": 1}\n', 5, None])
+def test_input_that_is_not_bytes_is_a_type_error(bad: Any) -> None:
+    message = f"the decoder takes bytes, not {type(bad).__name__}"
+    decoder = NDJSONDecoder()
+    with pytest.raises(TypeError, match=message):
+        decoder.feed(bad)
+    with pytest.raises(TypeError, match=message):
+        decode_ndjson(bad)
+    with pytest.raises(TypeError, match=message):
+        list(iter_ndjson([b"1\n", bad]))
+    assert decoder.feed(b"2\n") == [2]
+
+
 def test_decoder_protocol_members() -> None:
     decoder = NDJSONDecoder()
     assert decoder.last_event_id == ""
