@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
-from typing import TypeAlias
+from typing import Literal, TypeAlias, overload
 
 from ._errors import EventTooLarge, LimitExceeded, LineTooLong
 from ._models import Comment, Event
@@ -427,27 +427,105 @@ class SSEDecoder:
         self._idle = not data and not kind and retry is None and last_id == committed
 
 
+@overload
+def decode(
+    body: BytesLike,
+    *,
+    max_line_length: int | None = ...,
+    max_event_size: int | None = ...,
+    comments: Literal[False] = ...,
+) -> list[Event]: ...
+@overload
+def decode(
+    body: BytesLike,
+    *,
+    max_line_length: int | None = ...,
+    max_event_size: int | None = ...,
+    comments: Literal[True],
+) -> list[Event | Comment]: ...
+@overload
+def decode(
+    body: BytesLike,
+    *,
+    max_line_length: int | None = ...,
+    max_event_size: int | None = ...,
+    comments: bool,
+) -> list[Event] | list[Event | Comment]: ...
 def decode(
     body: BytesLike,
     *,
     max_line_length: int | None = DEFAULT_MAX_LINE_LENGTH,
     max_event_size: int | None = DEFAULT_MAX_EVENT_SIZE,
-) -> list[Event]:
-    """Decode a whole ``text/event-stream`` body; an unfinished last event is discarded."""
+    comments: bool = False,
+) -> list[Event] | list[Event | Comment]:
+    """Decode a whole ``text/event-stream`` body; an unfinished last event is discarded.
+
+    With ``comments=True`` the list has the comments too, as :class:`Comment` items in stream
+    order (see :meth:`SSEDecoder.feed_items`).
+    """
     decoder = SSEDecoder(max_line_length=max_line_length, max_event_size=max_event_size)
+    if comments:
+        items = decoder.feed_items(body)
+        items += decoder.close()
+        return items
     events = decoder.feed(body)
     events += decoder.close()
     return events
 
 
+@overload
+def iter_events(
+    chunks: Iterable[BytesLike],
+    *,
+    max_line_length: int | None = ...,
+    max_event_size: int | None = ...,
+    comments: Literal[False] = ...,
+) -> Iterator[Event]: ...
+@overload
+def iter_events(
+    chunks: Iterable[BytesLike],
+    *,
+    max_line_length: int | None = ...,
+    max_event_size: int | None = ...,
+    comments: Literal[True],
+) -> Iterator[Event | Comment]: ...
+@overload
+def iter_events(
+    chunks: Iterable[BytesLike],
+    *,
+    max_line_length: int | None = ...,
+    max_event_size: int | None = ...,
+    comments: bool,
+) -> Iterator[Event] | Iterator[Event | Comment]: ...
 def iter_events(
     chunks: Iterable[BytesLike],
     *,
     max_line_length: int | None = DEFAULT_MAX_LINE_LENGTH,
     max_event_size: int | None = DEFAULT_MAX_EVENT_SIZE,
-) -> Iterator[Event]:
-    """Decode an iterable of byte chunks lazily, yielding each event as soon as it is complete."""
+    comments: bool = False,
+) -> Iterator[Event] | Iterator[Event | Comment]:
+    """Decode an iterable of byte chunks lazily, yielding each event as soon as it is complete.
+
+    With ``comments=True`` comments are yielded too, as :class:`Comment` items in stream order,
+    each as soon as its line is complete (see :meth:`SSEDecoder.feed_items`).  The limits are
+    checked at once; the chunks are read only as the result is iterated.
+    """
     decoder = SSEDecoder(max_line_length=max_line_length, max_event_size=max_event_size)
+    if comments:
+        return _iter_items(decoder, chunks)
+    return _iter_events(decoder, chunks)
+
+
+def _iter_items(decoder: SSEDecoder, chunks: Iterable[BytesLike]) -> Iterator[Event | Comment]:
+    feed_items = decoder.feed_items
+    for chunk in chunks:
+        items = feed_items(chunk)
+        if items:
+            yield from items
+    yield from decoder.close()
+
+
+def _iter_events(decoder: SSEDecoder, chunks: Iterable[BytesLike]) -> Iterator[Event]:
     # Past the inlined fast path below, feed()'s own would fail the same tests: go straight on.
     feed = decoder._feed
     # A chunk with no CR or LF cannot complete a line, nor lines with no blank line among them an

@@ -700,6 +700,39 @@ def test_feed_items_keeps_stream_order() -> None:
         assert feed_items_all(SSEDecoder(), split_cyclic(raw, sizes)) == expected, sizes
 
 
+def test_decode_and_iter_events_yield_comments_when_asked() -> None:
+    raw = b":one\ndata: a\n\n:two\n:three\ndata: b\n:four\n\n:five\n"
+    expected = feed_items_all(SSEDecoder(), [raw])
+    kinds = [Comment, Event, Comment, Comment, Comment, Event, Comment]
+    assert [type(i) for i in expected] == kinds
+    whole: list[Event | Comment] = sse_sync.decode(raw, comments=True)
+    assert whole == expected
+    assert sse_sync.decode(raw) == [i for i in expected if isinstance(i, Event)]
+    for sizes in (None, [1], [2], [5]):
+        lazy = sse_sync.iter_events(split_cyclic(raw, sizes), comments=True)
+        assert list(lazy) == expected, sizes
+    # Each comment comes out before the next chunk is read.
+    seen: list[bytes] = []
+
+    def chunks() -> Iterator[bytes]:
+        for chunk in (b":hi\n", b"data: x\n\n"):
+            seen.append(chunk)
+            yield chunk
+
+    items = sse_sync.iter_events(chunks(), comments=True)
+    assert next(items) == Comment("hi")
+    assert seen == [b":hi\n"]
+    assert list(items) == [Event(data="x")]
+
+
+def test_iter_events_checks_its_limits_when_called() -> None:
+    for comments in (False, True):
+        with pytest.raises(ValueError, match="max_line_length"):
+            sse_sync.iter_events([], max_line_length=0, comments=comments)
+        with pytest.raises(ValueError, match="max_event_size"):
+            sse_sync.iter_events([], max_event_size=-1, comments=comments)
+
+
 def test_feed_items_comment_text_is_exact() -> None:
     items = SSEDecoder().feed_items(b":  two spaces \t\n:a:b\n:\x00\n")
     assert items == [Comment("  two spaces \t"), Comment("a:b"), Comment("\x00")]
