@@ -48,6 +48,8 @@ BytesLike: TypeAlias = bytes | bytearray | memoryview
 """What the decoders take: bytes, or a bytes-like object that they copy before keeping."""
 
 _BOM = b"\xef\xbb\xbf"
+_CRLFCR = b"\r\n\r"
+_LF = b"\n"
 _UNLIMITED = sys.maxsize
 
 # The hot paths build events as object.__new__(Event) plus four slot stores: Event has no
@@ -194,8 +196,9 @@ class SSEDecoder:
         """
         # The most common chunk of all, one whole "data: ..." event as a server flushes it, is
         # decoded here without touching any state.
-        if self._clean and data[:6] == b"data: " and data[-1] == 10 and data[-2] == 10:
-            middle = data[6:-2]
+        if self._clean and data[:6] == b"data: " and data[-1] == 10:
+            # Ended by LF LF or by CR LF CR LF; b"\n" stands for neither, and fails below.
+            middle = data[6:-2] if data[-2] == 10 else data[6:-4] if data[-4:-1] == _CRLFCR else _LF
             if 10 not in middle and 13 not in middle and len(data) <= self._fast_limit:
                 return [_message(middle, self._last_id)]
         return self._feed(data)
@@ -539,11 +542,16 @@ def _iter_events(decoder: SSEDecoder, chunks: Iterable[BytesLike]) -> Iterator[E
     # idle: the decoder is clean (as after a whole event); clean: that, and nothing held.
     idle = clean = False
     last_id = ""
+    # A CR ending a chunk that was made LF here: an LF starting the next is its other half.
+    cr_pending = False
     for chunk in chunks:
         # Each test here was chosen by its measured cost: a slice compare is cheaper than a
         # method call, an index cheaper than a slice, and the middle slice is the one decoded.
-        if clean and chunk[:6] == b"data: " and chunk[-1] == 10 and chunk[-2] == 10:
-            middle = chunk[6:-2]
+        if clean and chunk[:6] == b"data: " and chunk[-1] == 10:
+            # As in feed(): LF LF or CR LF CR LF ends the event; anything else fails below.
+            middle = (
+                chunk[6:-2] if chunk[-2] == 10 else chunk[6:-4] if chunk[-4:-1] == _CRLFCR else _LF
+            )
             if 10 not in middle and 13 not in middle and len(chunk) <= fast_limit:
                 event = _new(Event)
                 event.event = "message"
@@ -562,14 +570,31 @@ def _iter_events(decoder: SSEDecoder, chunks: Iterable[BytesLike]) -> Iterator[E
                 continue
         if not isinstance(chunk, bytes):
             chunk = _as_bytes(chunk)  # it may be held: a reused buffer must not change it
+        if cr_pending and chunk:
+            cr_pending = False
+            if chunk[0] == 10:
+                chunk = chunk[1:]
+                if not chunk:
+                    continue
         if 10 in chunk or 13 in chunk:
             if held:
                 held.append(chunk)
                 chunk = b"".join(held)
             held = []
             held_size = 0
-            if len(chunk) <= _SMALL and 13 not in chunk:
-                if chunk[0] != 10 and b"\n\n" not in chunk and len(chunk) <= fast_limit:
+            small = len(chunk) <= _SMALL
+            if small and 13 in chunk:
+                # CR LF and lone CR become LF here, as the decoder would make them, so that
+                # CRLF streams are reassembled too; a CR ending the chunk is a line break at
+                # once, and cr_pending drops the LF that may follow it.  Not where a CR ended
+                # the decoder's last feed: its own rules take that.
+                if decoder._cr:
+                    small = False
+                else:
+                    cr_pending = chunk[-1] == 13
+                    chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if small:
+                if chunk[0] != 10 and chunk.find(b"\n\n") < 0 and len(chunk) <= fast_limit:
                     # No blank line, so no event can end here: hold the whole lines too, and
                     # they reach the decoder with the blank line, as one event.
                     held.append(chunk)
@@ -587,12 +612,12 @@ def _iter_events(decoder: SSEDecoder, chunks: Iterable[BytesLike]) -> Iterator[E
                 if idle and chunk[:6] == b"data: " and chunk[-2] == 10:
                     middle = chunk[6:-2]
                     if 10 not in middle and len(chunk) <= fast_limit:
-                        clean = not held
+                        clean = not (held or cr_pending)
                         yield _message(middle, last_id)
                         continue
             events = feed(chunk)
             idle = decoder._clean
-            clean = idle and not held
+            clean = idle and not (held or cr_pending)
             last_id = decoder._last_id
             if events:
                 yield from events
