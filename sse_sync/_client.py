@@ -241,7 +241,7 @@ class _Reader:
                 if idle is not None:
                     # A trickle that never completes a line is as dead as silence.
                     now = time.monotonic()
-                    if b"\n" in chunk or b"\r" in chunk:
+                    if 10 in chunk or 13 in chunk:
                         last_line = now
                     elif now - last_line > idle:
                         raise IdleTimeout(f"no complete line within idle_timeout={idle} s")

@@ -326,7 +326,7 @@ def encode_ndjson(value: Any, *, dumps: Callable[[Any], str | bytes] | None = No
         raw = bytes(text)
     else:
         raise TypeError(f"dumps must return str or bytes, not {type(text).__name__}")
-    if b"\n" in raw or b"\r" in raw:
+    if 10 in raw or 13 in raw:
         raise ValueError("the JSON text has a line break; an NDJSON value must fit on one line")
     if not raw.strip(b" \t"):
         raise ValueError("the JSON text is blank; a reader would skip the line")
