@@ -91,6 +91,8 @@ ROWS: tuple[str, ...] = (
     "tokens/7B",
     "tokens/1500B",
     "tokens/64KiB",
+    "tokens/CRLF",
+    "tokens/CRLF/7B",
     "big",
     "mixed",
 )
@@ -219,6 +221,10 @@ def build_workloads(scale_name: str, only: Sequence[str] = ()) -> list[Workload]
         tokens = b"".join(per_event)
         head = b"".join(per_event[: scale.tokens_1b])
         nh = scale.tokens_1b
+        # The same events with CR LF line endings, as some servers send them (the JSON values
+        # hold no raw CR or LF, so only the line endings change).
+        crlf_per_event = [chunk.replace(b"\n", b"\r\n") for chunk in per_event]
+        crlf = b"".join(crlf_per_event)
         specs: dict[str, tuple[str, bytes, list[EventTuple], Callable[[], list[bytes]]]] = {
             "tokens": ("1 chunk per event, as sent", tokens, tok_expected, lambda: per_event),
             "tokens/1B": (
@@ -239,6 +245,18 @@ def build_workloads(scale_name: str, only: Sequence[str] = ()) -> list[Workload]
                 tokens,
                 tok_expected,
                 lambda: slice_fixed(tokens, 65536),
+            ),
+            "tokens/CRLF": (
+                "1 chunk per event, CRLF",
+                crlf,
+                tok_expected,
+                lambda: crlf_per_event,
+            ),
+            "tokens/CRLF/7B": (
+                "7 B chunks, CRLF",
+                crlf,
+                tok_expected,
+                lambda: slice_fixed(crlf, 7),
             ),
         }
         for row in rows:
@@ -737,10 +755,10 @@ def report(
     lines = ["", "workloads:"]
     for w in workloads:
         lines.append(
-            f"  {w.name:<13} {len(w.expected):>7} events {len(w.body) / 1e6:>6.2f} MB "
+            f"  {w.name:<14} {len(w.expected):>7} events {len(w.body) / 1e6:>6.2f} MB "
             f"{w.n_chunks:>8} chunks  {w.chunking}"
         )
-    cols = f"{'workload':<13} {'contender':<15} {'events/s':>12} {'MB/s':>8}  "
+    cols = f"{'workload':<14} {'contender':<15} {'events/s':>12} {'MB/s':>8}  "
     cols += f"{'/ fastest peer':<28} disagrees"
     lines += ["", cols, "-" * len(cols)]
     notes: list[str] = []
@@ -761,7 +779,7 @@ def report(
                 ratio = f"{rates[c.name][1] / rates[best][1]:.2f}x vs {best}"
             d = cells[c.name].disagreement
             lines.append(
-                f"{w.name if i == 0 else '':<13} {c.name:<15} {_fmt_rate(ev):>12} {mb:>8.2f}  "
+                f"{w.name if i == 0 else '':<14} {c.name:<15} {_fmt_rate(ev):>12} {mb:>8.2f}  "
                 f"{ratio:<28} {'n/a (no parsing)' if d is None else d}"
             )
             if d is not None and d.count:

@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in names:
             one = _collected("--child", name, row, "1", "--scale", args.scale)
             two = _collected("--child", name, row, "2", "--scale", args.scale)
-            print(f"{row:<13} {name:<16} {(two - one) / events:>10,.0f}", flush=True)
+            print(f"{row:<14} {name:<16} {(two - one) / events:>10,.0f}", flush=True)
     return 0
 
 
