@@ -24,8 +24,8 @@ by the length of the stream.  After a limit error the current stream is unusable
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
-from typing import Literal, TypeAlias, overload
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Literal, TypeAlias, TypeVar, overload
 
 from ._errors import EventTooLarge, LimitExceeded, LineTooLong
 from ._models import Comment, Event
@@ -46,6 +46,8 @@ DEFAULT_MAX_EVENT_SIZE = 16 << 20
 
 BytesLike: TypeAlias = bytes | bytearray | memoryview
 """What the decoders take: bytes, or a bytes-like object that they copy before keeping."""
+
+_T = TypeVar("_T")
 
 _BOM = b"\xef\xbb\xbf"
 _CRLFCR = b"\r\n\r"
@@ -515,17 +517,21 @@ def iter_events(
     """
     decoder = SSEDecoder(max_line_length=max_line_length, max_event_size=max_event_size)
     if comments:
-        return _iter_items(decoder, chunks)
+        return _pump(decoder.feed_items, decoder.close, chunks)
     return _iter_events(decoder, chunks)
 
 
-def _iter_items(decoder: SSEDecoder, chunks: Iterable[BytesLike]) -> Iterator[Event | Comment]:
-    feed_items = decoder.feed_items
+def _pump(
+    feed: Callable[[BytesLike], Sequence[_T]],
+    close: Callable[[], Sequence[_T]],
+    chunks: Iterable[BytesLike],
+) -> Iterator[_T]:
+    # The plain loop over a decoder: what each chunk completes, then what close() gives.
     for chunk in chunks:
-        items = feed_items(chunk)
+        items = feed(chunk)
         if items:
             yield from items
-    yield from decoder.close()
+    yield from close()
 
 
 def _iter_events(decoder: SSEDecoder, chunks: Iterable[BytesLike]) -> Iterator[Event]:

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ._decoder import DEFAULT_MAX_LINE_LENGTH, BytesLike, _as_bytes
+from ._decoder import DEFAULT_MAX_LINE_LENGTH, BytesLike, _as_bytes, _pump
 from ._errors import LimitExceeded, LineTooLong, NDJSONDecodeError
 
 if TYPE_CHECKING:
@@ -291,12 +291,7 @@ def iter_ndjson(
 ) -> Iterator[Any]:
     """Decode an iterable of byte chunks lazily, yielding each value as soon as its line ends."""
     decoder = NDJSONDecoder(max_line_length=max_line_length, loads=loads)
-    feed = decoder.feed
-    for chunk in chunks:
-        values = feed(chunk)
-        if values:
-            yield from values
-    yield from decoder.close()
+    return _pump(decoder.feed, decoder.close, chunks)
 
 
 def _compact(value: Any) -> str:
