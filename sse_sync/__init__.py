@@ -4,6 +4,7 @@ The client names (``connect``, ``EventStream``, ...) are loaded on first use, so
 decoder, encoder and models can be used without importing requests or urllib3.
 """
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._decoder import DEFAULT_MAX_EVENT_SIZE as DEFAULT_MAX_EVENT_SIZE
@@ -53,6 +54,9 @@ if TYPE_CHECKING:
     from ._client import connect as connect
     from ._ndjson_client import NDJSONStream as NDJSONStream
     from ._ndjson_client import connect_ndjson as connect_ndjson
+
+# Silent unless the application configures logging (as urllib3 and requests do).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _CLIENT_NAMES = frozenset(
     {"DEFAULT_RETRY", "DEFAULT_TIMEOUT", "EventStream", "StreamStats", "connect"}

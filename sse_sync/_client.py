@@ -1,45 +1,34 @@
 """The threaded client: :func:`connect` and :class:`EventStream`.
 
-Threads live here and in ``_dispatch``.  Each stream owns one reader thread that reads the
-response body, decodes it and puts each read's events into a bounded :class:`Channel`.  The
-consumer (a ``for`` loop, :meth:`EventStream.next_event`, or the callback dispatcher) takes them
-out.  The reader thread holds no reference to the :class:`EventStream`, so a stream that is
-dropped without being closed is still cancelled when it is garbage-collected.
+Each stream owns one reader thread (``_reader``) that connects, reads, decodes and puts each
+read's events into a bounded :class:`Channel`; the consumer (a ``for`` loop,
+:meth:`EventStream.next_event`, or the callback dispatcher) takes them out.
 
-Cancellation, from any thread: set a flag, wake both sides of the channel, and shut down the
-socket's read side so a ``recv`` blocked on a silent server returns at once.  The reader then
-closes the connection itself, so the socket is never closed under a read in progress.
+Nothing the reader or the consumer's generator holds refers back to the stream, so a stream
+dropped without being closed is cancelled as soon as its last reference goes (at once on
+CPython): a finalizer calls the reader's lock-free ``cancel()``.  Iterating holds the stream.
 """
 
 from __future__ import annotations
 
 import itertools
-import random
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 import requests
 
 from ._channel import Channel
 from ._decoder import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, SSEDecoder
-from ._dispatch import Handlers, Opened, Retrying
-from ._errors import (
-    DecodeError,
-    HTTPStatusError,
-    IdleTimeout,
-    ReadTimeout,
-    RequestError,
-    RetriesExhausted,
-    SSEError,
-    StreamError,
-)
+from ._dispatch import Handlers, Opened
+from ._errors import RequestError
 from ._models import Comment, Event
-from ._retry import RetryPolicy, retry_after
-from ._transport import Connection, build_headers, open_connection
+from ._reader import CLOSED, Decoder, Reader, Stopped
+from ._retry import RetryPolicy
+from ._transport import Connection, Tracker, Transport, build_headers
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -50,7 +39,8 @@ DEFAULT_TIMEOUT = (10.0, 300.0)
 """(connect, read) timeouts in seconds: a silent socket is given up after five minutes."""
 
 DEFAULT_RETRY = RetryPolicy()
-"""Reconnect as EventSource does: 3 s (or the server's ``retry:``), doubling to 30 s, jittered."""
+"""Reconnect as EventSource does: the server's ``retry:`` (else 3 s) after a stream that
+delivered events, growing from there over failed attempts to 30 s, lengthened by up to 25 %."""
 
 DEFAULT_MAX_QUEUE = 1024
 DEFAULT_MAX_QUEUE_BYTES = 8 << 20
@@ -60,22 +50,6 @@ _ids = itertools.count(1)
 Timeout = float | tuple[float | None, float | None] | None
 
 T = TypeVar("T")
-
-
-class Decoder(Protocol[T]):
-    """What the reader needs of a decoder: the SSE one, or another line format's."""
-
-    @property
-    def last_event_id(self) -> str: ...
-
-    @property
-    def retry(self) -> int | None: ...
-
-    def feed(self, data: bytes) -> list[T]: ...
-
-    def feed_items(self, data: bytes) -> list[T | Comment]: ...
-
-    def close(self) -> list[T]: ...
 
 
 @attrs.frozen
@@ -97,200 +71,100 @@ class StreamStats:
 _TIMEOUT = object()
 
 
-class _Stopped:
-    """Channel marker: a reconnection was answered 204, the stream is over."""
+class _Consumer:
+    """The consumer's side of a stream, shared by the stream and its item generator."""
 
-    __slots__ = ("connection",)
+    __slots__ = ("conn", "deadline", "done", "last_id", "reader", "signal", "stream", "taken")
 
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
+    def __init__(self, reader: Reader, conn: Connection, last_id: str, signal: Any) -> None:
+        self.reader = reader
+        self.conn = conn
+        self.last_id = last_id
+        self.taken = 0
+        self.deadline: float | None = None
+        self.done = threading.Event()
+        self.signal: Callable[[Any, object], None] = signal
+        self.stream: Callable[[], Any] = lambda: None
 
-
-@attrs.define(eq=False)
-class _Reader:
-    """The reader thread's state; shared with the consumer only through the channel and flags."""
-
-    conn: Connection
-    decoder: Decoder[Any]
-    channel: Channel[Any]
-    idle_timeout: float | None
-    comments: bool
-    policy: RetryPolicy | None
-    reopen: Callable[[str], Connection]
-    thread: threading.Thread | None = None
-    cancelled: bool = False
-    restarting: bool = False
-    bytes: int = 0
-    connections: int = 1
-    connected_since: float = attrs.field(factory=time.monotonic)
-    connected_total: float = 0.0
-    failures: int = 0
-    failing_since: float = 0.0
-    wake: threading.Event = attrs.field(factory=threading.Event)
-    rng: random.Random = attrs.field(factory=random.Random)
-
-    def run(self) -> None:
-        error: BaseException | None = None
+    def notify(self, item: object) -> None:
+        # Handlers for comments and markers; one that raises ends the stream, then propagates.
+        stream = self.stream()
+        if stream is None:
+            return
         try:
-            self._loop()
-        except BaseException as exc:
-            # Anything, even a bug, must reach the consumer rather than die with this thread.
-            if not self.cancelled:
-                error = exc
-        finally:
-            self.conn.close()
-            _discard(self.decoder)
-            self.channel.finish(error)
+            self.signal(stream, item)
+        except BaseException:
+            self.reader.cancel()
+            self.done.set()
+            raise
 
-    def _loop(self) -> None:
-        while True:
-            failure: SSEError | None = None
-            delivered = False
-            try:
-                delivered = self._read(self.conn)
-            except SSEError as exc:
-                failure = exc
-            finally:
-                self.conn.close()
-                self.connected_total += time.monotonic() - self.connected_since
-                # A reconnect starts a new stream: an unfinished event is dropped, never halved.
-                _discard(self.decoder)
-            if self.cancelled:
-                return
-            if self.restarting:
-                self.restarting = False
-                self.wake.clear()
-                self.failures = 0
-                delay = 0.0
-            else:
-                policy = self.policy
-                if policy is None or not policy.should_retry(failure):
-                    if failure is not None:
-                        raise failure
+
+def _consume(c: _Consumer, channel: Channel[Any]) -> Iterator[Any]:
+    # The one consumer loop: every style (for, next_event, run) pulls from this generator, so
+    # they share one position in the stream.  It yields items (and _TIMEOUT when next_event()
+    # set a deadline); comments and markers go to the handlers right here.  It must not refer
+    # to the stream (see the module doc).
+    reader = c.reader
+    take = channel.take
+    release = channel.release
+    while True:
+        deadline = c.deadline
+        try:
+            entry = take(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except BaseException:
+            # KeyboardInterrupt while waiting (Ctrl-C, a notebook's interrupt): this
+            # generator cannot resume, so the stream ends here, reader and socket too.
+            reader.cancel()
+            c.done.set()
+            raise
+        if entry is None:
+            yield _TIMEOUT
+            continue
+        batch, nitems, nbytes, tag = entry
+        kind = type(batch)
+        if kind is list:
+            for item in batch:  # type: ignore[attr-defined]
+                if reader.cancelled:
+                    c.done.set()
                     return
-                if delivered and time.monotonic() - self.connected_since >= policy.reset_after:
-                    self.failures = 0
-                delay = self._failed(policy, failure)
-            conn = self._reconnect(delay)
-            if conn is None:
+                kind = type(item)
+                if kind is Event:
+                    c.last_id = item.id
+                elif kind is Comment:
+                    c.notify(item)
+                    continue
+                c.taken += 1
+                yield item
+            if tag is not None:
+                # Covers blocks with an id and no data after the batch's last event.
+                c.last_id = tag
+            release(nitems, nbytes)
+        elif batch is None:
+            c.done.set()
+            error = channel.error
+            if error is not None and not reader.cancelled:
+                raise error
+            return
+        else:
+            if reader.cancelled:
+                # No handler runs after cancel(), markers included.
+                c.done.set()
                 return
-            self.conn = conn
-
-    def _failed(self, policy: RetryPolicy, failure: BaseException | None) -> float:
-        # One more consecutive failure: give up, or say how long to wait and tell the consumer.
-        if not self.failures:
-            self.failing_since = time.monotonic()
-        self.failures += 1
-        failures = self.failures
-        delay = _next_wait(
-            policy,
-            failures,
-            failures - 1,  # the failure that started the count was not an attempt
-            self.decoder.retry,
-            self.rng,
-            failure,
-            self.failing_since,
-            "reconnection",
-        )
-        self.channel.put(Retrying(failure, delay), 0, 0)
-        return delay
-
-    def _reconnect(self, delay: float) -> Connection | None:
-        # Returns the next open connection, or None when the stream is over without error.
-        while True:
-            if delay > 0 and self.wake.wait(delay):
-                # cancel() or restart() during the wait: both end it early.
-                self.wake.clear()
-                self.restarting = False
-            if self.cancelled:
-                return None
-            try:
-                conn = self.reopen(self.decoder.last_event_id)
-            except SSEError as exc:
-                policy = self.policy
-                if policy is None or not policy.should_retry(exc):
-                    raise
-                delay = self._failed(policy, exc)
+            if kind is Stopped:
+                # status and headers then say why the stream ended.
+                c.conn = batch.connection  # type: ignore[attr-defined]
                 continue
-            if conn.status == 204 or self._is_cancelled():
-                # 204 is the server's way of saying "stop": no error, no further attempts.
-                conn.close()
-                if conn.status == 204:
-                    self.channel.put(_Stopped(conn), 0, 0)
-                return None
-            self.connections += 1
-            self.connected_since = time.monotonic()
-            self.channel.put(Opened(conn), 0, 0)
-            return conn
+            if kind is Opened:
+                c.conn = batch.connection  # type: ignore[attr-defined]
+            c.notify(batch)
 
-    def _read(self, conn: Connection) -> bool:
-        # Read one connection to its end; True if it delivered an event.
-        decoder = self.decoder
-        put = self.channel.put
-        idle = self.idle_timeout
-        last_line = time.monotonic()
-        pending = 0
-        delivered = False
-        try:
-            for chunk in conn.chunks():
-                if self.cancelled or self.restarting:
-                    return delivered
-                size = len(chunk)
-                self.bytes += size
-                pending += size
-                if idle is not None:
-                    # A trickle that never completes a line is as dead as silence.
-                    now = time.monotonic()
-                    if 10 in chunk or 13 in chunk:
-                        last_line = now
-                    elif now - last_line > idle:
-                        raise IdleTimeout(f"no complete line within idle_timeout={idle} s")
-                # Checked per chunk: an on_comment handler may be added while streaming.
-                events = decoder.feed_items(chunk) if self.comments else decoder.feed(chunk)
-                if events:
-                    delivered = True
-                    if not put(events, len(events), pending):
-                        return delivered
-                    pending = 0
-            if self.cancelled or self.restarting:
-                return delivered
-            # A clean end completes a last line that formats such as NDJSON allow without LF.
-            tail = decoder.close()
-            if tail:
-                delivered = True
-                put(tail, len(tail), pending)
-        except DecodeError as exc:
-            # Items completed before the error (a limit, an invalid line) are delivered first.
-            done = getattr(exc, "events", None)
-            if done:
-                put(list(done), len(done), pending)
-            raise
-        except ReadTimeout as exc:
-            if self.cancelled or self.restarting:
-                return delivered
-            if idle is not None and not isinstance(exc, IdleTimeout):
-                raise IdleTimeout(f"no bytes within idle_timeout={idle} s") from exc
-            raise
-        except StreamError:
-            if self.cancelled or self.restarting:
-                return delivered
-            raise
-        return delivered
 
-    def _is_cancelled(self) -> bool:
-        # A call, not an attribute test, so type narrowing does not assume it cannot change.
-        return self.cancelled
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        self.wake.set()
-        self.channel.cancel()
-        self.conn.interrupt()
-
-    def restart(self) -> None:
-        self.restarting = True
-        self.wake.set()
-        self.conn.interrupt()
+def _held(stream: object, source: Iterator[T]) -> Iterator[T]:
+    # Iterating holds the stream.  A for loop, unlike ``yield from``, does not close the shared
+    # source when this wrapper is closed (a ``break``), so the next loop resumes where it was.
+    for item in source:  # noqa: UP028
+        yield item
+    del stream
 
 
 class _Stream(Generic[T]):
@@ -298,68 +172,50 @@ class _Stream(Generic[T]):
 
     def __init__(
         self,
+        reader: Reader,
         conn: Connection,
         *,
-        decoder: Decoder[T],
+        last_id: str,
         session: requests.Session,
         owns_session: bool,
-        idle_timeout: float | None,
-        comments: bool,
-        max_queue: int,
-        max_queue_bytes: int,
-        policy: RetryPolicy | None,
-        reopen: Callable[[str], Connection],
     ) -> None:
-        self._conn = conn
+        self._reader = reader
+        self._channel = reader.channel
         self._session = session
         self._owns_session = owns_session
-        self._channel: Channel[T | Comment] = Channel(max_queue, max_queue_bytes)
-        self._reader = _Reader(conn, decoder, self._channel, idle_timeout, comments, policy, reopen)
         self._handlers = Handlers()
-        self._last_id = decoder.last_event_id
-        self._delivered = 0
-        self._deadline: float | None = None
-        self._signal: Callable[[Any, object], None] = self._handlers.signal
-        self._source = self._items()
-        self._iter = self._source
+        self._consumer = c = _Consumer(reader, conn, last_id, self._handlers.signal)
+        c.stream = weakref.ref(self)
+        self._source: Iterator[T] = _consume(c, self._channel)
+        self._name = reader.name
         self._dispatch_thread: threading.Thread | None = None
         self._dispatch_error: BaseException | None = None
-        self._done = threading.Event()
-        self._name = f"sse_sync-{next(_ids)}"
-        # Cancel a forgotten stream when it is collected; the reader never refers back to it.
-        self._finalizer = weakref.finalize(self, self._reader.cancel)
-        self._channel.put(Opened(conn), 0, 0)
-        if conn.status == 204:
-            self._channel.finish(None)
-            conn.close()
-        else:
-            thread = threading.Thread(
-                target=self._reader.run, name=f"{self._name}-reader", daemon=True
-            )
-            self._reader.thread = thread
-            thread.start()
+        # Cancel a forgotten stream when it is collected; nothing the reader holds refers back.
+        self._finalizer = weakref.finalize(self, reader.cancel)
 
     # -- attributes ------------------------------------------------------------------------
 
     @property
     def status(self) -> int:
         """HTTP status of the current connection (204 means the server asked to stop)."""
-        return self._conn.status
+        return self._consumer.conn.status
 
     @property
     def headers(self) -> Mapping[str, str]:
         """Response headers of the current connection (case-insensitive)."""
-        return self._conn.headers
+        return self._consumer.conn.headers
 
     @property
     def url(self) -> str:
         """Final URL of the current connection, after redirects."""
-        return self._conn.url
+        return self._consumer.conn.url
 
     @property
     def last_event_id(self) -> str:
-        """The last event ID in effect for the last event delivered to the consumer."""
-        return self._last_id
+        """The ID a reconnection would send, given what the consumer has taken so far: the last
+        event ID in effect after the last event taken, or after a block with an ``id`` and no
+        data once every event before that block has been taken."""
+        return self._consumer.last_id
 
     @property
     def cancelled(self) -> bool:
@@ -369,16 +225,17 @@ class _Stream(Generic[T]):
     @property
     def done(self) -> bool:
         """Whether the stream has ended and every event in it was delivered."""
-        return self._done.is_set()
+        return self._consumer.done.is_set()
 
     def stats(self) -> StreamStats:
         """Counters: events delivered, bytes received, connections, time connected."""
         reader = self._reader
         connected = reader.connected_total
-        if reader.thread is not None and reader.thread.is_alive():
-            connected += time.monotonic() - reader.connected_since
+        since = reader.connected_since
+        if since is not None:
+            connected += max(0.0, time.monotonic() - since)
         return StreamStats(
-            events=self._delivered,
+            events=self._consumer.taken,
             bytes=reader.bytes,
             connections=reader.connections,
             connected_seconds=connected,
@@ -386,110 +243,97 @@ class _Stream(Generic[T]):
         )
 
     def __repr__(self) -> str:
-        state = "cancelled" if self.cancelled else "done" if self.done else "open"
+        reader = self._reader
+        if self.cancelled:
+            state = "cancelled"
+        elif self.done:
+            state = "done"
+        elif reader.state == CLOSED:
+            state = "ended"  # by the server or an error; events may still be queued
+        else:
+            state = reader.state
         return f"<{type(self).__name__} {self._name} {self.status} {state}>"
 
     # -- consuming -------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[T]:
-        return self._iter
+        return _held(self, self._source)
 
     def __next__(self) -> T:
-        return next(self._iter)
+        return next(self._source)
 
     def next_event(self, timeout: float | None = None) -> T | None:
         """The next event; ``None`` if none came within ``timeout`` seconds or the stream is
         :attr:`done`.  Raises the stream's error as iteration does.  For polling loops in
         notebooks and views; use one consumer style per stream at a time."""
-        self._deadline = None if timeout is None else time.monotonic() + timeout
+        c = self._consumer
+        c.deadline = None if timeout is None else time.monotonic() + timeout
         try:
             for item in self._source:
                 return None if item is _TIMEOUT else item
             return None
         finally:
-            self._deadline = None
-
-    def _items(self) -> Iterator[T]:
-        # The one consumer loop: every style (for, next_event, run) pulls from this generator,
-        # so they share one position in the stream.  It yields only items (and _TIMEOUT when
-        # next_event() set a deadline); comments and markers go to self._signal right here,
-        # which saves the per-event cost of a second generator layer.
-        channel = self._channel
-        reader = self._reader
-        while True:
-            deadline = self._deadline
-            try:
-                batches = channel.take(
-                    None if deadline is None else max(0.0, deadline - time.monotonic())
-                )
-            except BaseException:
-                # KeyboardInterrupt while waiting (Ctrl-C, a notebook's interrupt): this
-                # generator cannot resume, so the stream ends here, reader and socket too.
-                reader.cancel()
-                self._done.set()
-                raise
-            if batches is None:
-                yield _TIMEOUT  # type: ignore[misc]
-                continue
-            if not batches:
-                self._done.set()
-                error = channel.error
-                if error is not None and not reader.cancelled:
-                    raise error
-                return
-            for batch, nitems, nbytes in batches:
-                if type(batch) is list:
-                    self._delivered += nitems
-                    for item in batch:
-                        if reader.cancelled:
-                            self._done.set()
-                            return
-                        kind = type(item)
-                        if kind is Event:
-                            self._last_id = item.id
-                        elif kind is Comment:
-                            self._signal(self, item)
-                            continue
-                        yield item
-                    channel.release(nitems, nbytes)
-                else:
-                    if reader.cancelled:
-                        # No handler runs after cancel(), markers included.
-                        self._done.set()
-                        return
-                    if type(batch) is _Stopped:
-                        # status and headers then say why the stream ended.
-                        self._conn = batch.connection
-                        continue
-                    if type(batch) is Opened:
-                        self._conn = batch.connection  # type: ignore[assignment]
-                    self._signal(self, batch)
+            c.deadline = None
 
     def _set_signal(self, signal: Callable[[Any, object], None] | None) -> None:
-        self._signal = self._handlers.signal if signal is None else signal
+        self._consumer.signal = self._handlers.signal if signal is None else signal
+
+    # -- lifecycle callbacks (they run while iterating, too) --------------------------------
+
+    def on_open(self, handler: Callable[[Self], object]) -> Self:
+        """Call ``handler(stream)`` when consuming starts and after every reconnection."""
+        self._handlers.opened.append(handler)
+        return self
+
+    def on_retry(self, handler: Callable[[BaseException | None, float], object]) -> Self:
+        """Call ``handler(error, delay)`` when the connection ended or an attempt failed and
+        the next attempt follows in ``delay`` seconds; ``error`` is ``None`` when the server
+        closed the stream cleanly.  ``on_open`` runs again once reconnected."""
+        self._handlers.retrying.append(handler)
+        return self
 
     # -- ending ----------------------------------------------------------------------------
 
     def cancel(self) -> None:
         """Stop the stream now, from any thread or callback; idempotent and non-blocking.
 
-        Iteration ends (no error) and the reader thread closes the connection and exits,
-        even if it was blocked on a silent socket or a full queue.
+        Iteration ends (no error) and the reader thread closes the connection and exits, in
+        whatever state it is: connecting, waiting for headers, reading a silent socket,
+        blocked on a full queue, or waiting to reconnect.
         """
         self._reader.cancel()
 
     def restart(self) -> None:
         """Drop the current connection and reconnect at once, as if the server had dropped it
-        (after a credential refresh, say).  Works during a backoff wait too.  Non-blocking."""
-        self._reader.restart()
+        (after a credential refresh, say).  Works while connecting and during a backoff wait
+        too.  Non-blocking; does nothing once the stream has ended.
+
+        :raises RuntimeError: on a stream that may not reconnect (``retry=None``, or a request
+            body without ``RetryPolicy(resend_body=True)``).
+        """
+        reader = self._reader
+        if reader.policy is None and not reader.stopped_by_server:
+            raise RuntimeError(
+                "restart() needs a stream that may reconnect: this one has retry=None, or a "
+                "request body without RetryPolicy(resend_body=True)"
+            )
+        if reader.state != CLOSED:
+            reader.restart()
 
     def close(self, timeout: float | None = 5.0) -> None:
-        """Cancel, wait up to ``timeout`` seconds for the reader thread, close an owned session."""
+        """Cancel, wait up to ``timeout`` seconds for the stream's threads to end, close an
+        owned session.  The reader closes its sockets as it ends, within milliseconds; only
+        a request sent through a custom (non-``HTTPAdapter``) adapter cannot be woken, and
+        close() does not wait for that one (it ends at its timeout)."""
         self.cancel()
-        self._done.set()
-        thread = self._reader.thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._consumer.done.set()
+        reader = self._reader
+        current = threading.current_thread()
+        if reader.thread is not current and reader.wakeable:
+            reader.thread.join(timeout)
+        dispatch = self._dispatch_thread
+        if dispatch is not None and dispatch is not current:
+            dispatch.join(timeout)
         if self._owns_session:
             self._session.close()
 
@@ -499,16 +343,13 @@ class _Stream(Generic[T]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- callbacks -------------------------------------------------------------------------
+
+class _DispatchingStream(_Stream[T]):
+    """A stream whose items can go to callbacks: per event type, or a handler object."""
 
     def on(self, event_type: str, handler: Callable[[Event], object]) -> Self:
         """Call ``handler(event)`` for each event of ``event_type``; returns the stream."""
         self._handlers.add(event_type, handler)
-        return self
-
-    def on_open(self, handler: Callable[[Self], object]) -> Self:
-        """Call ``handler(stream)`` when dispatching starts and after every reconnection."""
-        self._handlers.opened.append(handler)
         return self
 
     def on_error(self, handler: Callable[[BaseException], object]) -> Self:
@@ -529,13 +370,6 @@ class _Stream(Generic[T]):
         self._reader.comments = True
         return self
 
-    def on_retry(self, handler: Callable[[BaseException | None, float], object]) -> Self:
-        """Call ``handler(error, delay)`` when the connection ended or an attempt failed and
-        the next attempt follows in ``delay`` seconds; ``error`` is ``None`` when the server
-        closed the stream cleanly.  ``on_open`` runs again once reconnected."""
-        self._handlers.retrying.append(handler)
-        return self
-
     def on_unknown(self, handler: Callable[[Event], object]) -> Self:
         """Call ``handler(event)`` for events of a type no other handler takes."""
         self._handlers.unknown.append(handler)
@@ -554,7 +388,8 @@ class _Stream(Generic[T]):
 
         A handler's exception goes to the ``on_error`` handlers; with ``handler_errors="stop"``
         (the default) it also cancels the stream, with ``"continue"`` dispatching goes on.  An
-        error that no ``on_error`` handler received is raised from here, after ``on_close``.
+        error that no ``on_error`` handler received, or that an ``on_error`` handler raised
+        (which also cancels the stream), is raised from here, after ``on_close``.
         """
         self._handlers.run(self, self._source, handler_errors, self._set_signal)
 
@@ -562,6 +397,8 @@ class _Stream(Generic[T]):
         """Run :meth:`run` in a new (daemon) dispatch thread; use :meth:`join` or :meth:`wait`."""
         if self._dispatch_thread is not None:
             raise RuntimeError("dispatching has already started")
+        if handler_errors not in ("stop", "continue"):
+            raise ValueError('handler_errors must be "stop" or "continue"')
 
         def target() -> None:
             try:
@@ -594,7 +431,7 @@ class _Stream(Generic[T]):
             raise error
 
 
-class EventStream(_Stream[Event]):
+class EventStream(_DispatchingStream[Event]):
     """An open event stream: iterate it for :class:`Event` objects.
 
     Made by :func:`connect`.  Iteration blocks until the next event; it ends when the server
@@ -642,7 +479,8 @@ def connect(
         no-cache`` are sent by default.  The mapping is not modified.
     :param last_event_id: sent as ``Last-Event-ID``; later attempts send the stream's own.
     :param retry: the :class:`RetryPolicy` for reconnecting; ``None`` never reconnects.  A
-        request with a body reconnects only with ``RetryPolicy(resend_body=True)``.
+        request with a body reconnects only with ``RetryPolicy(resend_body=True)``.  (Not a
+        number: for a reconnection time, use ``RetryPolicy(initial_delay=seconds)``.)
     :param timeout: seconds, or ``(connect, read)``; read is the longest silence of the socket.
     :param idle_timeout: end the stream with :class:`IdleTimeout` when no complete line (event,
         field or heartbeat comment) arrives for this many seconds.
@@ -655,6 +493,8 @@ def connect(
     :param request_kwargs: passed to ``session.request`` (``auth``, ``cookies``, ``verify``,
         ``cert``, ``proxies``, ``allow_redirects``, ...).
     :raises ConnectError, ReadTimeout, HTTPStatusError, ContentTypeError, RequestError:
+    :raises RetriesExhausted: with ``RetryPolicy(retry_first=True)``, once it gives up.
+    :raises TypeError: for an argument of the wrong type (``retry=3000``, ``timeout="10"``).
     """
     decoder = SSEDecoder(
         last_event_id=_checked_id(last_event_id),
@@ -683,21 +523,58 @@ def connect(
     )
 
 
-def _discard(decoder: Decoder[Any]) -> None:
-    # Drop whatever is unfinished; after an error or a cancel it is no error of its own.
-    try:
-        decoder.close()
-    except DecodeError:
-        pass
-
-
 def _checked_id(last_event_id: str | None) -> str:
+    if last_event_id is not None and not isinstance(last_event_id, str):
+        raise TypeError(f"last_event_id must be a str or None, not {type(last_event_id).__name__}")
     if last_event_id and any(c in last_event_id for c in "\r\n\0"):
         raise RequestError("last_event_id must not contain CR, LF or NUL")
     return last_event_id or ""
 
 
 S = TypeVar("S", bound=_Stream[Any])
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_types(
+    caller: str,
+    retry: object,
+    timeout: object,
+    idle_timeout: object,
+    max_queue: object,
+    max_queue_bytes: object,
+    headers: object,
+) -> None:
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        hint = ""
+        if isinstance(retry, (int, float)) and not isinstance(retry, bool):
+            hint = (
+                " (for a reconnection time in milliseconds, pass "
+                f"RetryPolicy(initial_delay={retry / 1000:g}))"
+            )
+        raise TypeError(
+            f"{caller}(): retry must be a RetryPolicy or None, not {type(retry).__name__}{hint}"
+        )
+    parts: tuple[object, ...] = (timeout,)
+    if isinstance(timeout, tuple) and len(timeout) == 2:
+        parts = timeout
+    if not all(part is None or _number(part) for part in parts):
+        raise TypeError(
+            f"{caller}(): timeout must be seconds, a (connect, read) pair of seconds, or None, "
+            f"not {timeout!r}"
+        )
+    if idle_timeout is not None and not _number(idle_timeout):
+        raise TypeError(f"{caller}(): idle_timeout must be seconds or None, not {idle_timeout!r}")
+    for name, value in (("max_queue", max_queue), ("max_queue_bytes", max_queue_bytes)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{caller}(): {name} must be an int, not {value!r}")
+    if headers is not None and not (isinstance(headers, Mapping) or callable(headers)):
+        raise TypeError(
+            f"{caller}(): headers must be a mapping, a callable returning one, or None, "
+            f"not {type(headers).__name__}"
+        )
 
 
 def _open(
@@ -722,11 +599,12 @@ def _open(
     request_kwargs: dict[str, Any],
     caller: str = "connect",
 ) -> S:
-    """Open the first connection and start a stream of ``stream_class`` reading it; ``caller``
-    names the public function in error messages."""
+    """Start a stream of ``stream_class`` and return once its first connection is open;
+    ``caller`` names the public function in error messages."""
     for reserved in ("stream",):
         if reserved in request_kwargs:
             raise TypeError(f"{caller}() got an unexpected keyword argument {reserved!r}")
+    _check_types(caller, retry, timeout, idle_timeout, max_queue, max_queue_bytes, headers)
     if max_queue < 1 or max_queue_bytes < 1:
         raise ValueError("max_queue and max_queue_bytes must be at least 1")
     connect_timeout, read_timeout = _timeouts(timeout)
@@ -743,11 +621,12 @@ def _open(
         raise ValueError("resend_body needs a body that can be sent again: bytes, str or dict")
     owns_session = session is None
     sess = requests.Session() if session is None else session
+    transport = Transport(sess, url)
 
-    def reopen(last_id: str) -> Connection:
+    def open_attempt(tracker: Tracker, last_id: str) -> Connection:
         extra = headers() if callable(headers) else headers
-        return open_connection(
-            sess,
+        return transport.open(
+            tracker,
             method,
             url,
             headers=build_headers(extra, last_id, accept),
@@ -759,73 +638,38 @@ def _open(
             **request_kwargs,
         )
 
+    last_id = decoder.last_event_id
+    reader = Reader(
+        name=f"sse_sync-{next(_ids)}",
+        transport=transport,
+        open_attempt=open_attempt,
+        decoder=decoder,
+        channel=Channel(max_queue, max_queue_bytes),
+        idle_timeout=idle_timeout,
+        comments=comments,
+        policy=policy,
+        method=method,
+        url=url.partition("?")[0].partition("#")[0],
+    )
+    reader.thread.start()
     try:
-        conn = _first_connection(reopen, decoder.last_event_id, policy)
+        first = reader.wait_first()
     except BaseException:
+        # KeyboardInterrupt while connecting: nothing of the stream may stay behind.
+        reader.cancel()
+        if reader.wakeable:
+            reader.thread.join(5.0)
         if owns_session:
             sess.close()
         raise
-    if conn.status == 204:
-        # The server's way of saying "stop": the stream is over before it began.
-        policy = None
-    return stream_class(
-        conn,
-        decoder=decoder,
-        session=sess,
-        owns_session=owns_session,
-        idle_timeout=idle_timeout,
-        comments=comments,
-        max_queue=max_queue,
-        max_queue_bytes=max_queue_bytes,
-        policy=policy,
-        reopen=reopen,
-    )
-
-
-def _first_connection(
-    reopen: Callable[[str], Connection], last_id: str, policy: RetryPolicy | None
-) -> Connection:
-    # Fails fast unless the policy opts into retrying the first connection too.
-    failures = 0
-    started = time.monotonic()
-    rng = random.Random()
-    while True:
-        try:
-            return reopen(last_id)
-        except SSEError as exc:
-            if policy is None or not policy.retry_first or not policy.should_retry(exc):
-                raise
-            failures += 1
-            delay = _next_wait(policy, failures, failures, None, rng, exc, started, "connection")
-            time.sleep(delay)
-
-
-def _next_wait(
-    policy: RetryPolicy,
-    failures: int,
-    attempts: int,
-    server_retry_ms: int | None,
-    rng: random.Random,
-    error: BaseException | None,
-    since: float,
-    what: str,
-) -> float:
-    """Seconds to wait after ``failures`` consecutive failures since ``since``: the backoff, or
-    longer if the server asked (``Retry-After``).  Raises RetriesExhausted, counting
-    ``attempts``, when the policy allows no further attempt: too many, or one that would start
-    after ``max_elapsed``."""
-    if policy.max_attempts is not None and failures > policy.max_attempts:
-        raise RetriesExhausted(f"gave up after {attempts} {what} attempts", attempts) from error
-    delay = policy.delay(failures, server_retry_ms, rng)
-    if isinstance(error, HTTPStatusError):
-        delay = max(delay, retry_after(error.headers) or 0.0)
-    if policy.max_elapsed is not None and time.monotonic() - since + delay > policy.max_elapsed:
-        raise RetriesExhausted(
-            f"gave up: the next {what} attempt, in {delay:.3g} s, would start after "
-            f"max_elapsed={policy.max_elapsed} s of failure",
-            attempts,
-        ) from error
-    return delay
+    if not isinstance(first, Connection):
+        reader.thread.join(5.0)
+        if owns_session:
+            sess.close()
+        if first is None:  # pragma: no cover - only a cancel ends the reader without an outcome
+            raise RuntimeError("the stream was cancelled before it connected")
+        raise first
+    return stream_class(reader, first, last_id=last_id, session=sess, owns_session=owns_session)
 
 
 def _timeouts(timeout: Timeout) -> tuple[float | None, float | None]:

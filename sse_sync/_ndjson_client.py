@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json as _json
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from typing import Any
 
 import requests
 
@@ -34,40 +34,11 @@ class NDJSONStream(_Stream[Any]):
     """An open NDJSON stream: iterate it for the decoded values, one per line.
 
     Made by :func:`connect_ndjson`.  Iteration, :meth:`next_event`, :meth:`cancel`,
-    :meth:`close`, :meth:`stats` and the context manager work as on :class:`EventStream`.  An
-    invalid line ends the stream with :class:`NDJSONDecodeError`, after the values before it.
-    Values have no event type, so the event-type callbacks (:meth:`on`, :meth:`on_unknown`,
-    :meth:`handler`, :meth:`on_comment`) and callback dispatch (:meth:`run`, :meth:`start`)
-    raise ``TypeError`` rather than silently drop every value: iterate instead.
+    :meth:`restart`, :meth:`close`, :meth:`stats`, ``on_open``, ``on_retry`` and the context
+    manager work as on :class:`EventStream`.  An invalid line ends the stream with
+    :class:`NDJSONDecodeError`, after the values before it.  Values have no event type, so
+    there is no callback dispatch (``on``, ``run``, ``start``): iterate instead.
     """
-
-    def on(self, event_type: str, handler: Callable[..., object]) -> NoReturn:
-        """Not available: NDJSON values have no event type."""
-        raise _no_dispatch("on")
-
-    def on_unknown(self, handler: Callable[..., object]) -> NoReturn:
-        """Not available: NDJSON values have no event type."""
-        raise _no_dispatch("on_unknown")
-
-    def on_comment(self, handler: Callable[[str], object]) -> NoReturn:
-        """Not available: NDJSON has no comments."""
-        raise _no_dispatch("on_comment")
-
-    def handler(self, obj: object) -> NoReturn:
-        """Not available: NDJSON values have no event type."""
-        raise _no_dispatch("handler")
-
-    def run(self, *, handler_errors: str = "stop") -> NoReturn:
-        """Not available: callback dispatch would consume every value unseen; iterate instead."""
-        raise _no_dispatch("run")
-
-    def start(self, *, handler_errors: str = "stop") -> NoReturn:
-        """Not available: callback dispatch would consume every value unseen; iterate instead."""
-        raise _no_dispatch("start")
-
-
-def _no_dispatch(name: str) -> TypeError:
-    return TypeError(f"NDJSONStream.{name}() is not supported: iterate the stream for its values")
 
 
 def connect_ndjson(

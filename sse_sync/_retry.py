@@ -31,15 +31,21 @@ def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float | Non
         raise ValueError(f"{attribute.name} must be >= 0, not {value!r}")
 
 
+MAX_SERVER_DELAY = 3600.0
+"""Default cap, in seconds, on a wait that a server asks for (``retry:`` or ``Retry-After``)."""
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """How a stream reconnects, the way a browser's EventSource does, with capped backoff.
 
-    The first wait is the server's ``retry:`` time if it sent one, else ``initial_delay``.  Each
-    further consecutive failure multiplies it by ``multiplier`` up to ``max_delay`` (a server's
-    ``retry:`` above ``max_delay`` is honoured as it is), and every wait is scaled by a random
-    factor in ``[1 - jitter, 1]`` so that many clients do not reconnect in step.  A connection
-    that stayed up ``reset_after`` seconds and delivered an event starts the count afresh.
+    After a connection that delivered an event, the wait is the reconnection time: the server's
+    ``retry:`` if it sent one, else ``initial_delay``.  Attempts that deliver nothing (a failed
+    connection, a retryable status, a connection closed before any event) are consecutive
+    failures: each multiplies the wait by ``multiplier``, from at least ``min_delay``, up to
+    ``max_delay`` (a server's ``retry:`` above ``max_delay`` is honoured as it is, up to
+    ``max_server_delay``).  Every wait is lengthened by a random fraction of up to ``jitter``,
+    never shortened, so that many clients do not reconnect in step.
     """
 
     initial_delay: float = attrs.field(default=3.0, validator=_non_negative)
@@ -48,16 +54,22 @@ class RetryPolicy:
     """Upper bound of the backoff, in seconds."""
     multiplier: float = attrs.field(default=2.0, validator=_non_negative)
     """Growth of the wait per consecutive failure."""
-    jitter: float = attrs.field(default=0.5)
-    """Fraction of each wait that is random (0 for none, at most 1)."""
+    jitter: float = attrs.field(default=0.25)
+    """Largest random lengthening of each wait, as a fraction of it (0 for none, at most 1)."""
+    min_delay: float = attrs.field(default=0.1, validator=_non_negative)
+    """Smallest wait after the second consecutive failure, so that a reconnection time of 0
+    (``retry: 0``) still backs off from a server that keeps failing."""
+    max_server_delay: float = attrs.field(default=MAX_SERVER_DELAY, validator=_non_negative)
+    """Cap, in seconds, on what a server may ask for with ``retry:`` or ``Retry-After``."""
     max_attempts: int | None = attrs.field(default=None, validator=_non_negative)
     """Consecutive failed attempts before giving up with RetriesExhausted; None for no limit."""
     max_elapsed: float | None = attrs.field(default=None, validator=_non_negative)
     """Seconds of consecutive failure before giving up; None for no limit.  No attempt starts
     later than this: a wait (a server's long ``Retry-After`` included) that would end past it
     gives up at once."""
-    reset_after: float = attrs.field(default=30.0, validator=_non_negative)
-    """A connection up this long that delivered an event resets the backoff."""
+    reset_after: float | None = attrs.field(default=None, validator=_non_negative)
+    """``None``: a connection that delivered an event resets the backoff, as in a browser.  A
+    number of seconds: it must also have stayed up that long (for servers that flap)."""
     retry_first: bool = False
     """Also retry the first connection in ``connect()`` (by default it fails fast)."""
     resend_body: bool = False
@@ -69,18 +81,25 @@ class RetryPolicy:
             raise ValueError(f"jitter must be between 0 and 1, not {value!r}")
 
     def delay(self, failures: int, server_retry_ms: int | None, rng: random.Random) -> float:
-        """Seconds to wait before attempt number ``failures`` (1 for the first reconnect)."""
-        base = self.initial_delay if server_retry_ms is None else server_retry_ms / 1000
-        cap = max(self.max_delay, base)
-        # The exponent is clamped: a float power overflows long before any cap matters.
-        grown = base * self.multiplier ** min(max(failures - 1, 0), 64)
-        wait = min(cap, grown)
-        return wait * (1 - self.jitter * rng.random())
+        """Seconds to wait after ``failures`` consecutive failures (1: the first, or the end of
+        a connection that delivered events), given the server's ``retry:`` in milliseconds."""
+        cap = self.max_server_delay
+        if server_retry_ms is None:
+            base = self.initial_delay
+        else:
+            # Clamped while still an int: a float of a huge value overflows.
+            base = min(server_retry_ms, int(cap * 1000)) / 1000
+        wait = base
+        if failures > 1:
+            # The exponent is clamped: a float power overflows long before any cap matters.
+            grown = max(base, self.min_delay) * self.multiplier ** min(failures - 1, 64)
+            wait = min(max(self.max_delay, base), grown)
+        return wait * (1 + self.jitter * rng.random())
 
     def should_retry(self, error: BaseException | None) -> bool:
         """Whether a connection that ended with ``error`` (``None``: the server closed it) is
-        retried.  Network errors, timeouts, 408, 429 and 5xx retry; 204, other 4xx, a wrong
-        content type, decoder limits and invalid requests stop for good."""
+        retried.  Network errors, timeouts, 408, 429 and 5xx retry; 204, any other status, a
+        wrong content type, decoder limits and invalid requests stop for good."""
         if error is None:
             return True
         if isinstance(error, HTTPStatusError):
@@ -90,17 +109,21 @@ class RetryPolicy:
         return isinstance(error, (ConnectError, StreamError))
 
 
-def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds asked for by a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+def retry_after(
+    headers: Mapping[str, str], now: float | None = None, cap: float = MAX_SERVER_DELAY
+) -> float | None:
+    """Seconds asked for by a ``Retry-After`` header (delta-seconds or an HTTP date), at most
+    ``cap``; None if there is none or it cannot be read."""
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     if not value:
         return None
     value = value.strip()
     if value.isdigit() and value.isascii():
-        return float(int(value))
+        # Compared as text first: int() refuses very long digit strings.
+        return cap if len(value) > 15 else min(float(int(value)), cap)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    return min(max(0.0, seconds), cap)

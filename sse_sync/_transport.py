@@ -17,15 +17,25 @@ from __future__ import annotations
 import http.client
 import re
 import socket
+import sys
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
 import urllib3
+import urllib3.connection
+from urllib3.exceptions import ConnectTimeoutError as _Urllib3ConnectTimeout
 from urllib3.exceptions import DecodeError as _Urllib3DecodeError
 from urllib3.exceptions import HTTPError as _Urllib3Error
+from urllib3.exceptions import LocationParseError as _Urllib3LocationParseError
+from urllib3.exceptions import NameResolutionError as _Urllib3NameResolutionError
+from urllib3.exceptions import NewConnectionError as _Urllib3NewConnectionError
 from urllib3.exceptions import ReadTimeoutError as _Urllib3ReadTimeout
+from urllib3.util.connection import allowed_gai_family as _allowed_gai_family
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from ._errors import (
     ConnectError,
@@ -37,7 +47,7 @@ from ._errors import (
     StreamError,
 )
 
-__all__ = ("Connection", "build_headers", "open_connection")
+__all__ = ("Connection", "Tracker", "Transport", "build_headers", "open_connection")
 
 READ_SIZE = 1 << 18
 PREVIEW_BYTES = 4096
@@ -89,7 +99,7 @@ def open_connection(
     """Send the request and check that the answer is an event stream.
 
     Returns once the response headers are in.  Raises :class:`ConnectError`,
-    :class:`ReadTimeout` (no headers in time), :class:`HTTPStatusError` (not 2xx),
+    :class:`ReadTimeout` (no headers in time), :class:`HTTPStatusError` (not 200),
     :class:`ContentTypeError` or :class:`RequestError`.  A 204 is returned as a connection
     whose body is empty: it is the server's way of saying "stop", not an error.
     """
@@ -103,6 +113,7 @@ def open_connection(
         requests.exceptions.InvalidSchema,
         requests.exceptions.InvalidHeader,
         requests.exceptions.URLRequired,
+        requests.exceptions.InvalidJSONError,
     ) as exc:
         raise RequestError(f"cannot send the request: {_scrub(str(exc))}") from _scrub_chain(exc)
     except requests.exceptions.ReadTimeout as exc:
@@ -123,6 +134,11 @@ def open_connection(
     except requests.exceptions.RequestException as exc:
         message = f"cannot connect to {_safe_url(url)}: {_reason(exc)}"
         raise ConnectError(message) from _scrub_chain(exc)
+    except (TypeError, ValueError, UnicodeError, _Urllib3LocationParseError) as exc:
+        # Raised while the request is prepared (a body or header requests cannot encode):
+        # nothing was sent, and sending it again cannot help.
+        message = f"cannot send the request: {type(exc).__name__}: {_scrub(str(exc))}"
+        raise RequestError(message) from _scrub_chain(exc)
     try:
         _check_response(response, media_types)
     except BaseException:
@@ -136,7 +152,8 @@ def _check_response(response: requests.Response, media_types: tuple[str, ...]) -
     url = _safe_url(response.url)
     if status == 204:
         return
-    if not 200 <= status < 300:
+    # As in EventSource, 200 is the only status that opens a stream.
+    if status != 200:
         raise HTTPStatusError(
             f"HTTP {status} {response.reason or ''} from {url}".replace("  ", " "),
             status_code=status,
@@ -401,3 +418,244 @@ class Connection:
             self.response.close()
         except Exception:
             pass
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class Tracker:
+    """The sockets of one connection attempt, so that another thread can wake it at once.
+
+    Each socket is registered before it connects, as a duplicate descriptor of the same
+    socket: shutting that down wakes whatever blocks on the socket (connect, TLS handshake,
+    the wait for response headers, a body read), even after TLS has wrapped the original
+    object.  :meth:`interrupt` takes no lock and never blocks, so a finalizer may call it.
+    """
+
+    __slots__ = ("_socks", "stopped")
+
+    def __init__(self) -> None:
+        self._socks: list[socket.socket] = []
+        self.stopped = False
+
+    def add(self, sock: socket.socket) -> None:
+        try:
+            dup = sock.dup()
+        except OSError:
+            return
+        self._socks.append(dup)
+        # Registered first, then the flag read: interrupt() sets the flag first, then reads
+        # the list, so one of the two always sees the other.
+        if self.stopped:
+            _shutdown(dup)
+
+    def interrupt(self) -> None:
+        """Shut down every socket of the attempt, now and any it opens later."""
+        self.stopped = True
+        for sock in list(self._socks):
+            _shutdown(sock)
+
+    def close(self) -> None:
+        """Close the duplicate descriptors (the attempt's own sockets are closed with it)."""
+        socks, self._socks = self._socks, []
+        for sock in socks:
+            sock.close()
+
+
+class _Slot:
+    """The tracker of the attempt in progress, read by the connections the stream opens."""
+
+    __slots__ = ("tracker",)
+
+    def __init__(self) -> None:
+        self.tracker: Tracker | None = None
+
+
+def _create_connection(
+    address: tuple[str, int],
+    timeout: Any,
+    source_address: tuple[str, int] | None,
+    socket_options: Any,
+    tracker: Tracker,
+) -> socket.socket:
+    # urllib3's create_connection, but each socket is registered before it connects, so a
+    # connect that hangs (a full backlog, a silent host) can be woken.
+    host, port = address
+    if host.startswith("["):
+        host = host.strip("[]")
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise _Urllib3LocationParseError(f"'{host}', label empty or too long") from None
+    error: OSError | None = None
+    for family, kind, proto, _, target in socket.getaddrinfo(
+        host, port, _allowed_gai_family(), socket.SOCK_STREAM
+    ):
+        sock = None
+        try:
+            sock = socket.socket(family, kind, proto)
+            tracker.add(sock)
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            if timeout is not _DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(target)
+            if tracker.stopped:
+                raise OSError("the connection attempt was cancelled")
+            return sock
+        except OSError as exc:
+            error = exc
+            if sock is not None:
+                sock.close()
+    if error is not None:
+        raise error
+    raise OSError("getaddrinfo returns an empty list")
+
+
+_BASE_NEW_CONN = urllib3.connection.HTTPConnection._new_conn
+
+
+def _tracked_class(base: type[Any], slot: _Slot) -> type[Any]:
+    """A subclass of the connection class ``base`` whose sockets register with ``slot``."""
+    exact = base._new_conn is _BASE_NEW_CONN
+
+    def _new_conn(self: Any) -> socket.socket:
+        tracker = slot.tracker
+        if tracker is None:
+            sock: socket.socket = base._new_conn(self)
+            return sock
+        if not exact:
+            # A connection class with its own way to connect (SOCKS): wakeable once connected.
+            sock = base._new_conn(self)
+            tracker.add(sock)
+            return sock
+        try:
+            sock = _create_connection(
+                (self._dns_host, self.port),
+                self.timeout,
+                self.source_address,
+                self.socket_options,
+                tracker,
+            )
+        except socket.gaierror as exc:
+            raise _Urllib3NameResolutionError(self.host, self, exc) from exc
+        except TimeoutError as exc:
+            raise _Urllib3ConnectTimeout(
+                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+            ) from exc
+        except OSError as exc:
+            raise _Urllib3NewConnectionError(
+                self, f"Failed to establish a new connection: {exc}"
+            ) from exc
+        sys.audit("http.client.connect", self, self.host, self.port)
+        return sock
+
+    return type(base.__name__, (base,), {"_new_conn": _new_conn, "__module__": __name__})
+
+
+def _hook_manager(manager: Any, slot: _Slot, classes: dict[type[Any], type[Any]]) -> None:
+    # Each pool the manager makes gets a tracked connection class.
+    if not isinstance(manager, urllib3.PoolManager) or "_new_pool" in vars(manager):
+        return
+    original = manager._new_pool
+
+    def _new_pool(scheme: str, host: str, port: int, request_context: Any = None) -> Any:
+        pool = original(scheme, host, port, request_context)
+        base = getattr(pool, "ConnectionCls", None)
+        if isinstance(base, type) and issubclass(base, urllib3.connection.HTTPConnection):
+            if base not in classes:
+                classes[base] = _tracked_class(base, slot)
+            pool.ConnectionCls = classes[base]
+        return pool
+
+    manager._new_pool = _new_pool  # type: ignore[method-assign]
+
+
+def _clone_adapter(
+    adapter: object, slot: _Slot, classes: dict[type[Any], type[Any]]
+) -> requests.adapters.HTTPAdapter | None:
+    """A private copy of a user's ``HTTPAdapter`` (subclasses included), with its own pools
+    whose connections register with ``slot``; ``None`` where that cannot be done safely."""
+    if not isinstance(adapter, requests.adapters.HTTPAdapter):
+        return None
+    try:
+        clone: Any = object.__new__(type(adapter))
+        # Every attribute, not only __attrs__: a subclass's init_poolmanager may use its own
+        # (an SSL context, a source address).
+        clone.__dict__.update(adapter.__dict__)
+        clone.proxy_manager = {}
+        clone.init_poolmanager(
+            clone._pool_connections, clone._pool_maxsize, block=clone._pool_block
+        )
+    except Exception:
+        return None
+    if not isinstance(getattr(clone, "poolmanager", None), urllib3.PoolManager):
+        return None
+    _hook_manager(clone.poolmanager, slot, classes)
+    make_proxy_manager = clone.proxy_manager_for
+
+    def proxy_manager_for(proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = make_proxy_manager(proxy, **proxy_kwargs)
+        _hook_manager(manager, slot, classes)
+        return manager
+
+    clone.proxy_manager_for = proxy_manager_for
+    adapter_copy: requests.adapters.HTTPAdapter = clone
+    return adapter_copy
+
+
+class Transport:
+    """The session a stream sends its requests with: the user's session, seen through private
+    copies of its ``HTTPAdapter``\\ s, so that every socket of the stream can be shut down from
+    another thread and closed when the stream ends.
+
+    The user's session is not changed: the view shares its headers, cookies, auth, proxies,
+    hooks and settings; only the adapters (and so the connection pools) are the stream's own.
+    An adapter that is not an ``HTTPAdapter`` is used as it is: its requests cannot be woken
+    (``reachable`` is then False for the URL), only bounded by the timeouts.
+    """
+
+    def __init__(self, session: requests.Session, url: str) -> None:
+        self._slot = _Slot()
+        self._clones: list[requests.adapters.HTTPAdapter] = []
+        classes: dict[type[Any], type[Any]] = {}
+        view = session
+        try:
+            adapters: OrderedDict[str, Any] = OrderedDict()
+            for prefix, adapter in session.adapters.items():
+                clone = _clone_adapter(adapter, self._slot, classes)
+                if clone is not None:
+                    self._clones.append(clone)
+                adapters[prefix] = adapter if clone is None else clone
+            view = object.__new__(type(session))
+            view.__dict__.update(session.__dict__)
+            view.adapters = adapters
+        except Exception:
+            view = session
+        self.session = view
+        try:
+            self.reachable = any(view.get_adapter(url) is clone for clone in self._clones)
+        except Exception:
+            self.reachable = False
+
+    def open(self, tracker: Tracker, method: str, url: str, **kwargs: Any) -> Connection:
+        """:func:`open_connection` through the stream's pools, its sockets kept in ``tracker``."""
+        self._slot.tracker = tracker
+        try:
+            return open_connection(self.session, method, url, **kwargs)
+        finally:
+            self._slot.tracker = None
+
+    def release(self) -> None:
+        """Close every idle pooled connection (after a failed attempt, or at the end)."""
+        for clone in self._clones:
+            try:
+                clone.close()
+            except Exception:
+                pass

@@ -142,7 +142,7 @@ def run_chaos(cuts: int, seed: int) -> None:
     expected = [wire(n)[1] for n in range(1, total + 1)]
     with SSEServer() as server:
         server.route("/chaos", chaos)
-        policy = RetryPolicy(initial_delay=0, jitter=0)
+        policy = RetryPolicy(initial_delay=0, min_delay=0, jitter=0)
         with sse_sync.connect(server.url_for("/chaos"), retry=policy) as stream:
             got = [(e.event, e.data, e.id) for e in stream]  # ends at the 204
             connections = stream.stats().connections

@@ -50,7 +50,7 @@ pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
 KIB = 1 << 10
 MIB = 1 << 20
 NO_RETRY = {"retry": None}
-FAST = RetryPolicy(initial_delay=0, jitter=0)
+FAST = RetryPolicy(initial_delay=0, min_delay=0, jitter=0)
 
 
 @pytest.fixture
@@ -301,7 +301,7 @@ def test_wrong_content_type_is_a_content_type_error(
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_a_storm_of_5xx_on_reconnect_exhausts_the_retries(server: SSEServer, status: int) -> None:
     server.route("/s", [[event("a"), close()], [respond(status)]])
-    policy = RetryPolicy(max_attempts=5, initial_delay=0, jitter=0)
+    policy = RetryPolicy(max_attempts=5, initial_delay=0, min_delay=0, jitter=0)
     with sse_sync.connect(server.url_for("/s"), retry=policy) as stream:
         assert next(stream).data == "a"
         with pytest.raises(RetriesExhausted) as info:
@@ -317,7 +317,7 @@ def test_a_storm_of_5xx_on_first_connect_exhausts_the_retries(
     server: SSEServer, status: int
 ) -> None:
     server.route("/s", [respond(status)])
-    policy = RetryPolicy(max_attempts=5, initial_delay=0, jitter=0, retry_first=True)
+    policy = RetryPolicy(max_attempts=5, initial_delay=0, min_delay=0, jitter=0, retry_first=True)
     with pytest.raises(RetriesExhausted) as info:
         sse_sync.connect(server.url_for("/s"), retry=policy)
     assert isinstance(info.value.__cause__, HTTPStatusError)

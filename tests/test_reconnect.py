@@ -20,6 +20,7 @@ from _net import free_port
 
 import sse_sync
 from sse_sync import (
+    DEFAULT_RETRY,
     ConnectError,
     ContentTypeError,
     HTTPStatusError,
@@ -46,7 +47,7 @@ from sse_sync.testing import (
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
 
-FAST = RetryPolicy(initial_delay=0, jitter=0)
+FAST = RetryPolicy(initial_delay=0, min_delay=0, jitter=0)
 """Reconnect at once: the server's ``retry:`` (if any) still applies."""
 
 
@@ -196,22 +197,25 @@ def test_delay_grows_with_consecutive_failures_and_is_capped() -> None:
     assert [policy.delay(n, 500, rng) for n in range(1, 7)] == [0.5, 1, 2, 4, 8, 10]
     # A server retry: above max_delay is honoured as it is, and does not grow.
     assert [policy.delay(n, 60_000, rng) for n in (1, 2, 50)] == [60, 60, 60]
-    assert RetryPolicy(initial_delay=0, jitter=0).delay(30, None, rng) == 0
+    assert RetryPolicy(initial_delay=0, min_delay=0, jitter=0).delay(30, None, rng) == 0
 
 
-def test_jitter_scales_each_delay_within_its_bounds() -> None:
+def test_jitter_only_lengthens_each_delay_within_its_bounds() -> None:
+    # As in HTML: wait the reconnection time, then optionally longer; never shorter.
     policy = RetryPolicy(initial_delay=2, multiplier=2, max_delay=8, jitter=0.5)
     rng = random.Random(1234)
     for failures, full in ((1, 2), (2, 4), (3, 8), (9, 8)):
         samples = [policy.delay(failures, None, rng) for _ in range(500)]
-        assert all(full * 0.5 <= s <= full for s in samples)
+        assert all(full <= s <= full * 1.5 for s in samples)
         # Really random: the samples spread over the range.
         assert max(samples) - min(samples) > full * 0.4
     # Seeded: reproducible.
     again = [policy.delay(1, None, random.Random(99)) for _ in range(3)]
     assert again == [policy.delay(1, None, random.Random(99)) for _ in range(3)]
     full_jitter = RetryPolicy(initial_delay=2, jitter=1)
-    assert all(0 <= full_jitter.delay(1, None, rng) <= 2 for _ in range(500))
+    assert all(2 <= full_jitter.delay(1, None, rng) <= 4 for _ in range(500))
+    # The default stays inside what a browser is allowed after retry: 3000.
+    assert all(3.0 <= DEFAULT_RETRY.delay(1, 3000, rng) <= 3.75 for _ in range(500))
     assert RetryPolicy(initial_delay=2, jitter=0).delay(1, None, rng) == 2
 
 
@@ -233,7 +237,7 @@ def test_backoff_grows_over_failed_attempts_on_the_wire(server: SSEServer) -> No
             [event("b"), hold()],
         ],
     )
-    policy = RetryPolicy(initial_delay=0.01, multiplier=2, max_delay=0.04, jitter=0)
+    policy = RetryPolicy(initial_delay=0.01, multiplier=2, max_delay=0.04, jitter=0, min_delay=0)
     delays: list[float] = []
     with sse_sync.connect(server.url_for("/s"), retry=policy) as stream:
         stream.on_retry(lambda error, delay: delays.append(delay))
@@ -245,18 +249,21 @@ def test_backoff_grows_over_failed_attempts_on_the_wire(server: SSEServer) -> No
 @pytest.mark.parametrize(
     ("reset_after", "deliver", "expected"),
     [
-        (0, True, [0.01, 0.01, 0.01]),  # each connection delivered: the count starts afresh
+        (None, True, [0.01, 0.01, 0.01]),  # each connection delivered: as a browser does
+        (0, True, [0.01, 0.01, 0.01]),  # the stricter rule, satisfied
         (60, True, [0.01, 0.02, 0.04]),  # not up long enough: the failures add up
-        (0, False, [0.01, 0.02, 0.04]),  # up long enough, but delivered nothing
+        (None, False, [0.01, 0.02, 0.04]),  # delivered nothing: the failures add up
     ],
-    ids=["reset", "too-short", "no-event"],
+    ids=["reset", "reset-after-0", "too-short", "no-event"],
 )
 def test_backoff_resets_after_a_connection_that_delivered(
-    server: SSEServer, reset_after: float, deliver: bool, expected: list[float]
+    server: SSEServer, reset_after: float | None, deliver: bool, expected: list[float]
 ) -> None:
     body = event("x") if deliver else comment("nothing")
     server.route("/s", [[body, close()]] * 3 + [[event("last"), hold()]])
-    policy = RetryPolicy(initial_delay=0.01, multiplier=2, jitter=0, reset_after=reset_after)
+    policy = RetryPolicy(
+        initial_delay=0.01, multiplier=2, jitter=0, min_delay=0, reset_after=reset_after
+    )
     delays: list[float] = []
     with sse_sync.connect(server.url_for("/s"), retry=policy) as stream:
         stream.on_retry(lambda error, delay: delays.append(delay))
@@ -270,7 +277,7 @@ def test_backoff_resets_after_a_connection_that_delivered(
 
 def test_max_attempts_raises_retries_exhausted_with_the_cause(server: SSEServer) -> None:
     server.route("/s", [[event("a"), close()], [respond(503)]])
-    policy = RetryPolicy(max_attempts=3, initial_delay=0, jitter=0)
+    policy = RetryPolicy(max_attempts=3, initial_delay=0, min_delay=0, jitter=0)
     with sse_sync.connect(server.url_for("/s"), retry=policy) as stream:
         assert next(stream).data == "a"
         with pytest.raises(RetriesExhausted) as info:
@@ -286,7 +293,7 @@ def test_max_attempts_counts_broken_connections_too(server: SSEServer) -> None:
     # The pause lets the client take the response head first, so each attempt opens and then
     # breaks (a StreamError from the read, not a ConnectError from the request).
     server.route("/s", [[event("a"), close()], [comment("x"), pause(0.2), drop()]])
-    policy = RetryPolicy(max_attempts=2, initial_delay=0, jitter=0)
+    policy = RetryPolicy(max_attempts=2, initial_delay=0, min_delay=0, jitter=0)
     with sse_sync.connect(server.url_for("/s"), retry=policy) as stream:
         assert next(stream).data == "a"
         with pytest.raises(RetriesExhausted) as info:
@@ -304,7 +311,7 @@ def test_max_attempts_counts_every_consecutive_failure(server: SSEServer) -> Non
         "/s",
         [[event("a"), close()]] + [[respond(503)], [comment("x"), close()]] * 5,
     )
-    policy = RetryPolicy(max_attempts=4, initial_delay=0.001, multiplier=2, jitter=0)
+    policy = RetryPolicy(max_attempts=4, initial_delay=0.001, multiplier=2, jitter=0, min_delay=0)
     delays: list[float] = []
     with sse_sync.connect(server.url_for("/s"), retry=policy) as stream:
         stream.on_retry(lambda error, delay: delays.append(delay))
@@ -486,7 +493,7 @@ def test_first_connection_500_fails_fast(server: SSEServer) -> None:
 
 def test_retry_first_retries_the_first_connection_until_200(server: SSEServer) -> None:
     server.route("/s", [[respond(503)], [respond(500)], [respond(429)], [event("ok"), hold()]])
-    policy = RetryPolicy(retry_first=True, initial_delay=0, jitter=0)
+    policy = RetryPolicy(retry_first=True, initial_delay=0, min_delay=0, jitter=0)
     with sse_sync.connect(server.url_for("/s"), retry=policy) as stream:
         assert next(stream).data == "ok"
         assert stream.status == 200
@@ -496,7 +503,7 @@ def test_retry_first_retries_the_first_connection_until_200(server: SSEServer) -
 def test_retry_first_counts_the_first_attempt_too(server: SSEServer) -> None:
     # max_attempts bounds the retries; attempts counts every failed request, the first included.
     server.route("/s", [[respond(503)]])
-    policy = RetryPolicy(retry_first=True, max_attempts=2, initial_delay=0, jitter=0)
+    policy = RetryPolicy(retry_first=True, max_attempts=2, initial_delay=0, min_delay=0, jitter=0)
     with pytest.raises(RetriesExhausted) as info:
         sse_sync.connect(server.url_for("/s"), retry=policy)
     assert info.value.attempts == 3
@@ -506,7 +513,7 @@ def test_retry_first_counts_the_first_attempt_too(server: SSEServer) -> None:
 
 def test_retry_first_still_stops_on_a_4xx(server: SSEServer) -> None:
     server.route("/s", [[respond(404)], [event("ok"), hold()]])
-    policy = RetryPolicy(retry_first=True, initial_delay=0, jitter=0)
+    policy = RetryPolicy(retry_first=True, initial_delay=0, min_delay=0, jitter=0)
     with pytest.raises(HTTPStatusError):
         sse_sync.connect(server.url_for("/s"), retry=policy)
     assert len(server.requests) == 1
@@ -536,7 +543,7 @@ def test_resend_body_sends_the_identical_body_again(
     server: SSEServer, kwargs: dict[str, object], body: bytes
 ) -> None:
     server.route("/s", [[event("a", id="1"), close()], [event("b"), close()], [hold()]])
-    policy = RetryPolicy(resend_body=True, initial_delay=0, jitter=0)
+    policy = RetryPolicy(resend_body=True, initial_delay=0, min_delay=0, jitter=0)
     with sse_sync.connect(server.url_for("/s"), method="POST", retry=policy, **kwargs) as stream:
         assert data_of([next(stream), next(stream)]) == ["a", "b"]
         server.wait_request("/s")

@@ -49,7 +49,7 @@ from sse_sync.testing import Script, SSEServer, close, drop, event, hold, respon
 pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
 
 SECRET = "SECRET-7f3a9c"
-FAST = RetryPolicy(initial_delay=0, jitter=0)
+FAST = RetryPolicy(initial_delay=0, min_delay=0, jitter=0)
 
 
 @pytest.fixture(autouse=True)
