@@ -126,17 +126,33 @@ class Handlers:
         set_signal: Callable[[Callable[[Any, object], None] | None], None],
     ) -> None:
         """Dispatch ``items`` (events) until they end; comments and markers reach
-        :meth:`signal` through ``set_signal``, under the same error policy."""
+        :meth:`signal` through ``set_signal``, under the same error policy.
+
+        An ``on_error`` handler that raises is not called again with its own exception: it
+        cancels the stream, and its exception is raised from here after ``on_close``.
+        """
         if policy not in ("stop", "continue"):
             raise ValueError('handler_errors must be "stop" or "continue"')
         unreported: BaseException | None = None
+        fatal: BaseException | None = None
+
+        def report(exc: BaseException) -> None:
+            nonlocal unreported, fatal
+            try:
+                reported = self.report(exc)
+            except Exception as failure:
+                # Nothing is left to report an error handler's error to: stop here.
+                stream.cancel()
+                if fatal is None:
+                    fatal = failure
+                return
+            if not reported and unreported is None:
+                unreported = exc
 
         def failed(exc: Exception) -> None:
-            nonlocal unreported
-            if not self.report(exc) and unreported is None:
-                unreported = exc
             if policy == "stop":
                 stream.cancel()
+            report(exc)
 
         def guarded_signal(target: Any, item: object) -> None:
             try:
@@ -158,17 +174,24 @@ class Handlers:
                     failed(exc)
                     if policy == "stop":
                         break
+                if fatal is not None:
+                    break
         except Exception as exc:
             # The stream's own error (network, timeout, limits), raised by the item source.
-            if not self.report(exc):
-                unreported = exc
+            report(exc)
         except BaseException:
             # KeyboardInterrupt and the like: stop reading, then let it through.
             stream.cancel()
             raise
         finally:
             set_signal(None)
-            for on_close in self.closed:
-                on_close()
+            try:
+                for on_close in self.closed:
+                    on_close()
+            except BaseException:
+                stream.cancel()
+                raise
+        if fatal is not None:
+            raise fatal
         if unreported is not None:
             raise unreported
