@@ -43,11 +43,9 @@ class Reply:
         lines = [f"HTTP/1.1 {self.status} {HTTPStatus(self.status).phrase}"]
         if self.content_type is not None:
             lines.append(f"Content-Type: {self.content_type}")
-        if self.status == 204:
-            pass
-        elif self.status != 200:
+        if self.status not in (200, 204):
             lines.append(f"Content-Length: {len(self.body)}")
-        elif self.end == "cut":
+        elif self.status == 200 and self.end == "cut":
             lines.append("Transfer-Encoding: chunked")
         lines.append("Connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
