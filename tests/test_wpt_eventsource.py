@@ -609,12 +609,12 @@ def test_jitter_only_lengthens_the_wait() -> None:
     route = replies_then_204(5, lambda n: Reply(body=b"retry: 100\ndata: %d\n\n" % n))
     with TimedServer(route) as server:
         with sse_sync.connect(server.url, retry=RetryPolicy(jitter=0.5)) as stream:
-            delays = watch_retries(stream, stop_after=20)
-            assert len(drain(stream)) == 5
+            delays = watch_retries(stream, stop_if=lambda delay: delay > 0.15)
+            events = drain(stream)
+        for n, delay in enumerate(delays, 1):
+            assert 0.1 <= delay <= 0.15, f"wait {n}: {delay:.3f} s: {delays}"
+        assert len(events) == len(delays) == 5
         gaps = server.gaps(6)
-    assert len(delays) == 5
-    for n, delay in enumerate(delays, 1):
-        assert 0.1 <= delay <= 0.15, f"wait {n}: {delay:.3f} s: {delays}"
     for n, (gap, delay) in enumerate(zip(gaps, delays, strict=True), 1):
         assert delay <= gap <= delay + MARGIN, f"wait {n}: {gap:.3f} s for {delay:.3f}: {gaps}"
 
@@ -625,10 +625,11 @@ def test_a_stream_that_delivered_reconnects_after_exactly_the_reconnection_time(
     route = replies_then_204(4, lambda n: Reply(body=b"retry: 200\ndata: %d\n\n" % n))
     with TimedServer(route) as server:
         with sse_sync.connect(server.url, retry=EXACT) as stream:
-            delays = watch_retries(stream, stop_after=8)
-            assert datas(drain(stream)) == ["1", "2", "3", "4"]
+            delays = watch_retries(stream, stop_if=lambda delay: delay > 0.2)
+            events = drain(stream)
+        assert delays == [0.2] * 4
+        assert datas(events) == ["1", "2", "3", "4"]
         gaps = server.gaps(5)
-    assert delays == [0.2] * 4
     assert_waited(gaps, [0.2] * 4)
 
 
@@ -638,11 +639,12 @@ def test_a_broken_connection_that_delivered_also_waits_just_the_reconnection_tim
         with sse_sync.connect(server.url, retry=EXACT) as stream:
             errors: list[BaseException | None] = []
             stream.on_retry(lambda error, _: errors.append(error))
-            delays = watch_retries(stream, stop_after=8)
-            assert datas(drain(stream)) == ["1", "2", "3"]
+            delays = watch_retries(stream, stop_if=lambda delay: delay > 0.2)
+            events = drain(stream)
+        assert all(isinstance(e, sse_sync.StreamError) for e in errors), errors
+        assert delays == [0.2] * 3
+        assert datas(events) == ["1", "2", "3"]
         gaps = server.gaps(4)
-    assert all(isinstance(e, sse_sync.StreamError) for e in errors), errors
-    assert delays == [0.2] * 3
     assert_waited(gaps, [0.2] * 3)
 
 
@@ -652,10 +654,11 @@ def test_the_wait_grows_only_over_attempts_that_delivered_nothing() -> None:
     route = replies_then_204(4, lambda n: Reply(body=bodies[n - 1]))
     with TimedServer(route) as server:
         with sse_sync.connect(server.url, retry=EXACT) as stream:
-            delays = watch_retries(stream, stop_after=8)
-            assert datas(drain(stream)) == ["a", "b"]
+            delays = watch_retries(stream, stop_if=lambda delay: delay > 0.4)
+            events = drain(stream)
+        assert delays == pytest.approx([0.1, 0.2, 0.4, 0.1])
+        assert datas(events) == ["a", "b"]
         gaps = server.gaps(5)
-    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.1])
     assert_waited(gaps, [0.1, 0.2, 0.4, 0.1])
 
 
@@ -683,10 +686,11 @@ def test_retry_0_with_events_reconnects_at_once() -> None:
     route = replies_then_204(5, lambda n: Reply(body=b"retry: 0\ndata: %d\n\n" % n))
     with TimedServer(route) as server:
         with sse_sync.connect(server.url) as stream:  # DEFAULT_RETRY
-            delays = watch_retries(stream, stop_after=10)
-            assert datas(drain(stream)) == ["1", "2", "3", "4", "5"]
+            delays = watch_retries(stream, stop_if=lambda delay: delay > 0)
+            events = drain(stream)
+        assert delays == [0.0] * 5
+        assert datas(events) == ["1", "2", "3", "4", "5"]
         gaps = server.gaps(6)
-    assert delays == [0.0] * 5
     assert_waited(gaps, [0.0] * 5)
 
 
