@@ -6,9 +6,11 @@ event names, data shapes, usage, end markers and in-stream errors.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -859,3 +861,70 @@ def test_responses_request_through_stream_chat_completion(server: SSEServer) -> 
 )
 def test_delta_text(chunk: dict[str, Any], text: str) -> None:
     assert delta_text(chunk) == text
+
+
+# -- the example -----------------------------------------------------------------------------
+
+EXAMPLE_API = {"chat.completions": "chat", "responses": "responses", "messages": "messages"}
+EXAMPLE_KEY = {"messages": "ANTHROPIC_API_KEY"}
+
+
+def load_example() -> Any:
+    path = Path(__file__).resolve().parent.parent / "docs" / "examples" / "llm_chat.py"
+    spec = importlib.util.spec_from_file_location("llm_chat_formats_example", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_example(server: SSEServer, fmt: str, monkeypatch: pytest.MonkeyPatch, *extra: str) -> int:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setenv(EXAMPLE_KEY.get(fmt, "OPENAI_API_KEY"), KEY)
+    argv = ["--api", EXAMPLE_API[fmt], "--url", server.url_for(PATHS[fmt]), "--model", "m1"]
+    result: int = load_example().main([*argv, "--prompt", "Say hello", *extra])
+    return result
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_example_streams_each_api(
+    server: SSEServer, fmt: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve(server, fmt, lambda: [*STREAMS[fmt](), hold()])
+    assert run_example(server, fmt, monkeypatch, "--system", "Be brief.") == 0
+    out, err = capsys.readouterr()
+    assert out == ANSWER + "\n"
+    assert f"finish_reason={FINISH[fmt]} usage={USAGE[fmt]}" in err
+    body = server.wait_request(PATHS[fmt]).json()
+    assert body["model"] == "m1"
+    assert body["stream"] is True
+    if fmt == "responses":
+        assert (body["input"], body["instructions"]) == ("Say hello", "Be brief.")
+    elif fmt == "messages":
+        assert body["system"] == "Be brief."
+        assert body["messages"] == [{"role": "user", "content": "Say hello"}]
+        assert body["max_tokens"] > 0
+    else:
+        assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_example_reports_a_cut_answer(
+    server: SSEServer, fmt: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve(server, fmt, lambda: [*STREAMS[fmt](WORDS[:1], end=False), close()])
+    assert run_example(server, fmt, monkeypatch) == 1
+    out, err = capsys.readouterr()
+    assert out == "Hello\n"
+    assert "ended before the answer did" in err
+
+
+def test_example_reports_an_anthropic_error_event(
+    server: SSEServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    error = typed("error", error={"type": "overloaded_error", "message": "Overloaded"})
+    serve(server, "messages", lambda: [message_start(), error, hold()])
+    assert run_example(server, "messages", monkeypatch) == 1
+    assert "error from the API: Overloaded" in capsys.readouterr().err
