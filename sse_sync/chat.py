@@ -200,10 +200,12 @@ class _Reader:
             if not isinstance(chunk, dict):
                 raise DecodeError(f"chat chunk is not a JSON object: {event.data[:80]!r}")
             kind = _kind(chunk, event)
-            if kind == "error" or chunk.get("error") is not None:
+            if kind == "error" or (kind is None and chunk.get("error") is not None):
                 raise _error(_error_object(chunk), event)
             if kind == "ping":
                 continue
+            if kind is not None and "type" not in chunk:
+                chunk["type"] = kind  # so that the chunk alone says what it is, as it usually does
             self._update(kind, chunk, event)
             yield chunk
             if self.done:
@@ -261,8 +263,10 @@ class _Reader:
                 self.finish_reason = reason
             usage = chunk.get("usage")
             if isinstance(usage, dict):
-                # Input counts come in message_start; the delta's counts are cumulative totals.
-                self.usage = {**(self.usage or {}), **usage}
+                # Input counts come in message_start; the delta's counts are cumulative totals,
+                # and a null one is a count the delta does not give.
+                update = {k: v for k, v in usage.items() if v is not None}
+                self.usage = {**(self.usage or {}), **update}
         elif kind == "message_stop":
             self.done = True
 
@@ -275,7 +279,8 @@ def iter_chat_chunks(events: Iterable[Event]) -> Iterator[dict[str, Any]]:
     empty data).  Iteration ends after ``data: [DONE]`` (not yielded), ``response.completed``,
     ``response.incomplete`` or ``message_stop`` (yielded), or when ``events`` ends.  Events
     named otherwise than the formats' own (``message``, ``response.*``, Anthropic's message
-    and content-block events, ``error``) are skipped.  The caller still owns ``events``:
+    and content-block events, ``error``) are skipped; a named event's chunk without a
+    ``"type"`` gets the event's name as its type.  The caller still owns ``events``:
     close the stream afterwards, as the server may keep it open after the end marker.
 
     :raises ChatCompletionError: for an error event or chunk, or ``response.failed``.

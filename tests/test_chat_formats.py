@@ -690,6 +690,19 @@ def test_anthropic_http_error_body(server: SSEServer) -> None:
     assert json.loads(info.value.body)["error"]["type"] == "authentication_error"
 
 
+def test_anthropic_usage_counts_left_null_by_message_delta_are_kept(server: SSEServer) -> None:
+    delta = typed(
+        "message_delta",
+        delta={"stop_reason": "end_turn", "stop_sequence": None},
+        usage={"input_tokens": None, "cache_read_input_tokens": 4, "output_tokens": 15},
+    )
+    tail = [message_start(), *text_block(0, WORDS), delta, typed("message_stop"), hold()]
+    serve(server, "messages", lambda: tail)
+    with open_answer(server, "messages") as chat:
+        assert "".join(chat) == ANSWER
+    assert chat.usage == {"input_tokens": 25, "output_tokens": 15, "cache_read_input_tokens": 4}
+
+
 # -- telling the formats apart ---------------------------------------------------------------
 
 
@@ -714,6 +727,18 @@ def test_events_without_names_are_read_by_their_data_type(fmt: str) -> None:
     assert all(e.event == "message" for e in events)
     assert "".join(iter_text_deltas(events)) == ANSWER
     assert "".join(iter_text_deltas(sse_sync.decode(wire))) == ANSWER
+
+
+@pytest.mark.parametrize("fmt", ["responses", "messages"])
+def test_named_events_whose_data_lacks_the_type(fmt: str) -> None:
+    # The event name alone says what the data is.
+    events = [
+        sse_sync.Event(e.event, json.dumps({k: v for k, v in e.json().items() if k != "type"}))
+        for e in sse_sync.decode(b"".join(_wire(STREAMS[fmt]())))
+    ]
+    assert "".join(iter_text_deltas(events)) == ANSWER
+    chunks = list(iter_chat_chunks(events))
+    assert [c["type"] for c in chunks] == [e.event for e in events if e.event != "ping"]
 
 
 def test_vendor_events_are_skipped_in_every_format() -> None:
