@@ -30,6 +30,7 @@ from sse_sync.testing import (
     Action,
     RecordedRequest,
     ScriptLike,
+    Send,
     SSEServer,
     close,
     comment,
@@ -319,7 +320,7 @@ def test_end_marker_closes_the_connection_at_once(server: SSEServer, fmt: str) -
 
 
 @pytest.mark.parametrize("fmt", ["responses", "messages"])
-def test_final_chunk_is_handed_out_after_the_connection_closed(server: SSEServer, fmt: str) -> None:
+def test_end_marker_chunk_is_the_last_chunk(server: SSEServer, fmt: str) -> None:
     serve(server, fmt, lambda: [*STREAMS[fmt](), hold()])
     with open_answer(server, fmt) as chat:
         chunks = list(chat.iter_chunks())
@@ -429,7 +430,7 @@ def test_responses_reasoning_refusal_and_function_arguments_are_not_answer_text(
 
 
 def _wire(actions: Sequence[Action]) -> list[bytes]:
-    return [a.data for a in actions if isinstance(a, sse_sync.testing.Send)]
+    return [a.data for a in actions if isinstance(a, Send)]
 
 
 def test_anthropic_thinking_signature_and_tool_input_are_not_answer_text(
