@@ -16,9 +16,11 @@ Names a sample may use without defining them, bound to servers on 127.0.0.1 star
     reconnection, as it would against a server that is done.
 ``base_url``, ``api_key``
     An OpenAI-compatible API (``POST {base_url}/chat/completions`` streams the reply as
-    ``chat.completion.chunk`` objects, then ``data: [DONE]``; ``POST {base_url}/messages``
-    streams an Anthropic-style ``message_start`` ... ``message_stop`` sequence).  Requests
-    without ``api_key`` get a 401, requests without ``"stream": true`` a plain JSON answer.
+    ``chat.completion.chunk`` objects, then ``data: [DONE]``; ``POST {base_url}/responses``
+    an OpenAI Responses ``response.created`` ... ``response.completed`` sequence;
+    ``POST {base_url}/messages`` an Anthropic-style ``message_start`` ... ``message_stop``
+    sequence).  Requests without ``api_key`` get a 401, chat-completion requests without
+    ``"stream": true`` a plain JSON answer.
 ``ndjson_url``
     An ``application/x-ndjson`` stream of the same three records, one JSON object per line.
 
@@ -254,8 +256,9 @@ def _messages(request: RecordedRequest) -> Any:
         return event(json.dumps({"type": kind, **data}), event=kind)
 
     message = {"id": "msg_docs", "type": "message", "role": "assistant", "model": model}
+    usage = {"input_tokens": 9, "output_tokens": 1}
     actions = [
-        typed("message_start", message={**message, "content": []}),
+        typed("message_start", message={**message, "content": [], "usage": usage}),
         typed("content_block_start", index=0, content_block={"type": "text", "text": ""}),
         typed("ping"),
     ]
@@ -272,6 +275,39 @@ def _messages(request: RecordedRequest) -> Any:
     return actions
 
 
+def _responses(request: RecordedRequest) -> Any:
+    denied = _unauthorised(request, "Authorization", f"Bearer {API_KEY}")
+    if denied is not None:
+        return denied
+    body = request.json() if request.body else {}
+    sequence = iter(range(1000))
+
+    def typed(kind: str, **data: Any) -> Any:
+        return event(
+            json.dumps({"type": kind, "sequence_number": next(sequence), **data}), event=kind
+        )
+
+    def response(status: str, **data: Any) -> dict[str, Any]:
+        return {"id": "resp_docs", "object": "response", "status": status, **data}
+
+    text = "".join(REPLY)
+    where = {"item_id": "msg_docs", "output_index": 0, "content_index": 0}
+    item = {"id": "msg_docs", "type": "message", "role": "assistant", "content": []}
+    usage = {"input_tokens": 9, "output_tokens": len(REPLY), "total_tokens": 9 + len(REPLY)}
+    final = {"type": "output_text", "text": text, "annotations": []}
+    return [
+        typed("response.created", response=response("in_progress", model=body.get("model"))),
+        typed("response.output_item.added", output_index=0, item=item),
+        typed("response.content_part.added", **where, part={**final, "text": ""}),
+        *(typed("response.output_text.delta", **where, delta=token) for token in REPLY),
+        typed("response.output_text.done", **where, text=text),
+        typed("response.content_part.done", **where, part=final),
+        typed("response.output_item.done", output_index=0, item={**item, "content": [final]}),
+        typed("response.completed", response=response("completed", usage=usage)),
+        close(),
+    ]
+
+
 @pytest.fixture(scope="module")
 def doc_server() -> Iterator[SSEServer]:
     with SSEServer() as server:
@@ -279,6 +315,7 @@ def doc_server() -> Iterator[SSEServer]:
         server.route("/feed.ndjson", _ndjson)
         server.route("/v1/chat/completions", _chat)
         server.route("/v1/messages", _messages)
+        server.route("/v1/responses", _responses)
         yield server
 
 
