@@ -28,7 +28,7 @@ from ._errors import RequestError
 from ._models import Comment, Event
 from ._reader import CLOSED, Decoder, Reader, Stopped
 from ._retry import RetryPolicy
-from ._transport import Connection, Tracker, Transport, build_headers
+from ._transport import Connection, Tracker, Transport, _safe_url, build_headers
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -649,7 +649,7 @@ def _open(
         comments=comments,
         policy=policy,
         method=method,
-        url=url.partition("?")[0].partition("#")[0],
+        url=_safe_url(url).partition("?")[0],
     )
     reader.thread.start()
     try:

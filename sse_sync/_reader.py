@@ -349,7 +349,8 @@ class Reader:
                 self.method,
                 self.url,
                 method=self.method,
-                attempt=self.backoff.failures + 1,
+                # Reconnection attempts count from 1 after a stream ended, as in on_retry.
+                attempt=self.backoff.failures if self.opened else self.backoff.failures + 1,
                 last_event_id=last_id,
             )
             started = time.monotonic()
