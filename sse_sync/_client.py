@@ -123,6 +123,9 @@ def _consume(c: _Consumer, channel: Channel[Any]) -> Iterator[Any]:
         batch, nitems, nbytes, tag = entry
         kind = type(batch)
         if kind is list:
+            # A tag is the ID of blocks with an id and no data after the batch's last item: it
+            # is in effect as soon as that item is taken.
+            last = batch[-1] if tag is not None and batch else None  # type: ignore[index]
             for item in batch:  # type: ignore[attr-defined]
                 if reader.cancelled:
                     c.done.set()
@@ -134,9 +137,10 @@ def _consume(c: _Consumer, channel: Channel[Any]) -> Iterator[Any]:
                     c.notify(item)
                     continue
                 c.taken += 1
+                if item is last:
+                    c.last_id = tag  # type: ignore[assignment]
                 yield item
             if tag is not None:
-                # Covers blocks with an id and no data after the batch's last event.
                 c.last_id = tag
             release(nitems, nbytes)
         elif batch is None:

@@ -439,7 +439,9 @@ class Reader:
                 if events:
                     self.delivered += len(events)
                     sent_id = decoder.last_event_id
-                    if not put(events, len(events), pending, sent_id):
+                    # Tagged only when a block with an id and no data follows the last event.
+                    tag = None if getattr(events[-1], "id", None) == sent_id else sent_id
+                    if not put(events, len(events), pending, tag):
                         return
                     pending = 0
                     if idle is not None:

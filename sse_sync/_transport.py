@@ -653,9 +653,25 @@ class Transport:
             self._slot.tracker = None
 
     def release(self) -> None:
-        """Close every idle pooled connection (after a failed attempt, or at the end)."""
+        """Close every pooled connection (after a failed attempt, or at the end)."""
         for clone in self._clones:
+            for manager in (clone.poolmanager, *clone.proxy_manager.values()):
+                _close_pools(manager)
+
+
+def _close_pools(manager: Any) -> None:
+    # PoolManager.clear() forgets its pools without closing them (urllib3 2.x): their idle
+    # keep-alive connections would stay open until the pools are garbage-collected.
+    try:
+        container = manager.pools
+        # RecentlyUsedContainer refuses iteration; keys() is its thread-safe copy.
+        pools = [container.get(key) for key in container.keys()]  # noqa: SIM118
+        manager.clear()
+    except Exception:
+        return
+    for pool in pools:
+        if pool is not None:
             try:
-                clone.close()
+                pool.close()
             except Exception:
                 pass

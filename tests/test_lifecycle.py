@@ -9,6 +9,7 @@ docs promise there: at once, with no thread or socket of the stream left behind.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 import weakref
@@ -20,7 +21,7 @@ import requests.adapters
 
 import sse_sync
 from sse_sync import EventStream, RetryPolicy
-from sse_sync.testing import Script, SSEServer, close, event, hold, respond, send
+from sse_sync.testing import Script, SSEServer, close, event, hold, respond, send, wait_for
 from tests._net import RawServer, client_sockets
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
@@ -31,6 +32,16 @@ LONG = (5.0, 30.0)  # long read timeouts: only the library's wake-up can explain
 
 def reader_of(stream: EventStream) -> threading.Thread:
     return stream._reader.thread
+
+
+def stack_of(thread: threading.Thread) -> list[str]:
+    """The names of the functions ``thread`` is in, innermost last."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    names = []
+    while frame is not None:
+        names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    return names[::-1]
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 2.0) -> bool:
@@ -226,12 +237,14 @@ def test_restart_while_a_reconnection_waits_for_headers() -> None:
 
 def test_cancel_during_the_hand_over_of_a_new_connection(sse_server: SSEServer) -> None:
     many = [event(str(n)) for n in range(20)]
-    sse_server.route("/s", [[*many, hold()], [event("after"), hold()]])
+    sse_server.route("/s", [[*many, hold()], [hold()]])  # the new connection stays silent
     stream = sse_sync.connect(sse_server.url_for("/s"), retry=FAST, timeout=LONG, max_queue=1)
     assert next(stream).data == "0"
     stream.restart()
     sse_server.wait_request("/s")
-    sse_server.wait_request("/s")  # the new connection is open; the reader waits for room
+    sse_server.wait_request("/s")
+    # The new connection is open and the reader waits for room to hand it over.
+    assert wait_until(lambda: "put" in stack_of(reader_of(stream)))
     stream.cancel()
     assert_gone(stream, sse_server.port, within=1.0)
     stream.close()
@@ -493,10 +506,51 @@ def test_repr_of_a_stream_the_server_stopped_with_204(sse_server: SSEServer) -> 
         assert repr(stream).endswith("204 done>")
 
 
-def test_an_http_error_on_reconnection_leaves_no_idle_socket(sse_server: SSEServer) -> None:
-    sse_server.route("/s", [[event("a"), close()], [respond(401)]])
-    stream = sse_sync.connect(sse_server.url_for("/s"), retry=FAST, timeout=LONG)
-    with pytest.raises(sse_sync.HTTPStatusError):
-        list(stream)
-    assert wait_until(lambda: client_sockets(sse_server.port) == 0, 1.0)
-    stream.close()
+def test_an_http_error_on_reconnection_leaves_no_idle_socket() -> None:
+    # A keep-alive 401: urllib3 would pool the idle connection; nothing of the stream may stay.
+    answers = [
+        STREAM_HEAD + b"data: one\n\n",
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+    ]
+    with RawServer(silent_after(answers)) as server:
+        stream = sse_sync.connect(server.url, retry=FAST, timeout=LONG)
+        with pytest.raises(sse_sync.HTTPStatusError):
+            list(stream)
+        assert wait_until(lambda: client_sockets(server.port) == 0, 1.0)
+        stream.close()
+
+
+# last_event_id: what a reconnection would send ------------------------------------------------
+
+
+def test_last_event_id_follows_an_id_only_block_once_the_events_before_it_are_taken(
+    sse_server: SSEServer,
+) -> None:
+    sse_server.route(
+        "/s",
+        [
+            [send("id: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 7\n\n"), close()],
+            [send("id: 8\n\n"), event("c", id="9"), close()],
+            [hold()],
+        ],
+    )
+    with sse_sync.connect(sse_server.url_for("/s"), retry=FAST, timeout=LONG) as stream:
+        assert next(stream).data == "a"
+        assert stream.last_event_id == "1"  # b is not taken yet: the id-only block waits
+        assert next(stream).data == "b"
+        assert stream.last_event_id == "7"  # what a reconnection now sends
+        assert next(stream).data == "c"
+        assert stream.last_event_id == "9"
+        assert sse_server.wait_request("/s").headers.get("last-event-id") is None
+        assert sse_server.wait_request("/s").headers["last-event-id"] == "7"
+        assert sse_server.wait_request("/s").headers["last-event-id"] == "9"
+
+
+def test_last_event_id_moves_on_an_id_only_chunk(sse_server: SSEServer) -> None:
+    go = threading.Event()
+    sse_server.route("/s", [[event("a", id="1"), wait_for(go), send("id: 5\n\n"), hold()]])
+    with sse_sync.connect(sse_server.url_for("/s"), retry=FAST, timeout=LONG) as stream:
+        assert next(stream).id == "1"
+        go.set()
+        assert stream.next_event(timeout=0.5) is None  # no event, but the id is taken in
+        assert stream.last_event_id == "5"
