@@ -569,7 +569,7 @@ ISOLATION_SCRIPT = textwrap.dedent(
     def loaded():
         return sorted(n for n in sys.modules if n.split(".")[0] in ("requests", "urllib3"))
     before = loaded()
-    import sse_sync._ndjson as mod
+    import sse_sync as mod
     stream_class = mod.NDJSONStream
     after = loaded()
     print(json.dumps({"before": before, "after": after, "class": stream_class.__name__}))

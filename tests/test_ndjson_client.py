@@ -12,13 +12,8 @@ from typing import Any
 import pytest
 
 import sse_sync
-from sse_sync._ndjson import (
-    NDJSON_MEDIA_TYPES,
-    NDJSONDecodeError,
-    NDJSONStream,
-    connect_ndjson,
-    encode_ndjson,
-)
+from sse_sync._ndjson import NDJSON_MEDIA_TYPES, NDJSONDecodeError, encode_ndjson
+from sse_sync._ndjson_client import NDJSONStream, connect_ndjson
 from sse_sync.testing import (
     Action,
     Script,
