@@ -6,58 +6,25 @@ of the stream, and cancellation waking whichever side is blocked.
 
 from __future__ import annotations
 
-import threading
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _net import BackgroundCall
 
 from sse_sync._channel import Channel
 
-WAIT = 5.0  # upper bound for something that must happen; never reached when the code is right
 BLOCKED = 0.05  # how long a blocked side is watched to see that it stays blocked
 
-
-class Background:
-    """Run ``fn`` in a named thread; ``done`` is set when it returns, ``result`` holds its value."""
-
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        self.fn = fn
-        self.done = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="test-channel-side", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.result = self.fn()
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self.done.set()
-
-    def join(self) -> Any:
-        assert self.done.wait(WAIT), "the blocked side was never woken"
-        self.thread.join(WAIT)
-        if self.error is not None:
-            raise self.error
-        return self.result
+Starter = Callable[[Callable[[], Any]], BackgroundCall]
 
 
 @pytest.fixture
-def sides() -> Iterator[list[Background]]:
-    started: list[Background] = []
-    yield started
-    for side in started:
-        side.thread.join(WAIT)
-        assert not side.thread.is_alive()
-
-
-def start(sides: list[Background], fn: Callable[[], Any]) -> Background:
-    side = Background(fn)
-    sides.append(side)
-    return side
+def background() -> Iterator[Starter]:
+    """Start a call in a thread; every thread is joined when the test ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda fn: stack.enter_context(BackgroundCall(fn, name="test-channel-side"))
 
 
 def entries(channel: Channel[str], timeout: float | None = 0) -> list[tuple[object, int, int]]:
@@ -121,17 +88,17 @@ def test_finish_keeps_the_first_error() -> None:
     assert channel.error is first
 
 
-def test_finish_wakes_a_waiting_consumer(sides: list[Background]) -> None:
+def test_finish_wakes_a_waiting_consumer(background: Starter) -> None:
     channel: Channel[str] = Channel(max_items=10, max_bytes=100)
-    consumer = start(sides, lambda: channel.take(None))
+    consumer = background(lambda: channel.take(None))
     assert not consumer.done.wait(BLOCKED)
     channel.finish(None)
     assert list(consumer.join()) == []
 
 
-def test_put_wakes_a_waiting_consumer(sides: list[Background]) -> None:
+def test_put_wakes_a_waiting_consumer(background: Starter) -> None:
     channel: Channel[str] = Channel(max_items=10, max_bytes=100)
-    consumer = start(sides, lambda: channel.take(None))
+    consumer = background(lambda: channel.take(None))
     assert not consumer.done.wait(BLOCKED)
     channel.put(["x"], 1, 1)
     assert list(consumer.join()) == [(["x"], 1, 1)]
@@ -148,7 +115,7 @@ def test_put_wakes_a_waiting_consumer(sides: list[Background]) -> None:
     ],
 )
 def test_a_producer_over_the_bound_waits_until_the_consumer_releases(
-    sides: list[Background],
+    background: Starter,
     max_items: int,
     max_bytes: int,
     first: tuple[int, int],
@@ -156,7 +123,7 @@ def test_a_producer_over_the_bound_waits_until_the_consumer_releases(
 ) -> None:
     channel: Channel[str] = Channel(max_items, max_bytes)
     assert channel.put(["a"] * first[0], *first)
-    producer = start(sides, lambda: channel.put(["b"], *second))
+    producer = background(lambda: channel.put(["b"], *second))
     assert not producer.done.wait(BLOCKED), "put() did not wait for room"
     assert [n for _, n, _ in entries(channel)] == [first[0]]
     # Taking is not enough: the bound holds until the consumer has finished the batch.
@@ -175,18 +142,18 @@ def test_one_oversized_batch_fits_into_an_empty_channel() -> None:
 # -- cancellation --------------------------------------------------------------------------------
 
 
-def test_cancel_wakes_a_blocked_producer_whose_put_then_fails(sides: list[Background]) -> None:
+def test_cancel_wakes_a_blocked_producer_whose_put_then_fails(background: Starter) -> None:
     channel: Channel[str] = Channel(max_items=1, max_bytes=100)
     channel.put(["a"], 1, 1)
-    producer = start(sides, lambda: channel.put(["b"], 1, 1))
+    producer = background(lambda: channel.put(["b"], 1, 1))
     assert not producer.done.wait(BLOCKED)
     channel.cancel()
     assert producer.join() is False
 
 
-def test_cancel_wakes_a_waiting_consumer_with_the_end(sides: list[Background]) -> None:
+def test_cancel_wakes_a_waiting_consumer_with_the_end(background: Starter) -> None:
     channel: Channel[str] = Channel(max_items=10, max_bytes=100)
-    consumer = start(sides, lambda: channel.take(None))
+    consumer = background(lambda: channel.take(None))
     assert not consumer.done.wait(BLOCKED)
     channel.cancel()
     assert list(consumer.join()) == []

@@ -85,16 +85,26 @@ def test_a_chunk_larger_than_a_read_comes_out_as_it_arrives() -> None:
     assert max(len(p) for p in pieces) <= 100
 
 
-@pytest.mark.parametrize(
-    "header",
-    [
-        pytest.param(b"5\r\n", id="crlf"),
-        pytest.param(b"5\n", id="bare-lf"),
-        pytest.param(b"05\r\n", id="leading-zero"),
-        pytest.param(b"5;name=value\r\n", id="extension"),
-        pytest.param(b"5 ; name\r\n", id="extension-with-spaces"),
-    ],
-)
+# A chunk size line of each kind -> its name in the test ids.
+VALID_SIZE_LINES = {
+    b"5\r\n": "crlf",
+    b"5\n": "bare-lf",
+    b"05\r\n": "leading-zero",
+    b"5;name=value\r\n": "extension",
+    b"5 ; name\r\n": "extension-with-spaces",
+}
+INVALID_SIZE_LINES = {
+    b"zz\r\n": "not-hex",
+    b"0x5\r\n": "0x-prefix",
+    b"-5\r\n": "negative",
+    b"+5\r\n": "plus-sign",
+    b"\r\n": "empty",
+    b";ext\r\n": "extension-only",
+    b"5 5\r\n": "inner-space",
+}
+
+
+@pytest.mark.parametrize("header", VALID_SIZE_LINES, ids=VALID_SIZE_LINES.values())
 def test_chunk_size_lines_that_are_accepted(header: bytes) -> None:
     assert unchunk([header + b"hello\r\n0\r\n\r\n"]) == [b"hello"]
 
@@ -120,18 +130,7 @@ def test_reads_ask_for_the_given_size() -> None:
 # -- _unchunk: what fails, and how -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "header",
-    [
-        pytest.param(b"zz\r\n", id="not-hex"),
-        pytest.param(b"0x5\r\n", id="0x-prefix"),
-        pytest.param(b"-5\r\n", id="negative"),
-        pytest.param(b"+5\r\n", id="plus-sign"),
-        pytest.param(b"\r\n", id="empty"),
-        pytest.param(b";ext\r\n", id="extension-only"),
-        pytest.param(b"5 5\r\n", id="inner-space"),
-    ],
-)
+@pytest.mark.parametrize("header", INVALID_SIZE_LINES, ids=INVALID_SIZE_LINES.values())
 def test_an_invalid_chunk_size_is_a_stream_error(header: bytes) -> None:
     with pytest.raises(StreamError, match=r"^invalid chunk size"):
         unchunk([header + b"hello\r\n0\r\n\r\n"])

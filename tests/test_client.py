@@ -7,7 +7,6 @@ import json
 import pickle
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -30,12 +29,6 @@ from sse_sync.testing import (
 pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
 
 NO_RETRY = {"retry": None}
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
 
 
 # -- reading ---------------------------------------------------------------------------------

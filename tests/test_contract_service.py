@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import socketserver
 import subprocess
 import sys
 import threading
@@ -36,6 +35,7 @@ from sse_sync.testing import (
     send,
     wait_for,
 )
+from sse_sync.testing._http import LocalHTTPServer
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # a bare `pytest` puts tests/, not the repository root, on the path
@@ -70,13 +70,8 @@ EXPECTED_CAPABILITIES = {
 # -- the suite's side ------------------------------------------------------------------------
 
 
-class _LocalServer(ThreadingHTTPServer):
+class _LocalServer(LocalHTTPServer):
     daemon_threads = True
-
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)  # no host name lookup
-        self.server_name = "127.0.0.1"
-        self.server_port = int(self.socket.getsockname()[1])
 
 
 def _start(httpd: ThreadingHTTPServer, name: str) -> threading.Thread:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import queue
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,12 +123,6 @@ def shell_reply(kc: Any, msg_id: str, timeout: float) -> dict[str, Any]:
         msg = kc.get_shell_msg(timeout=max(deadline - time.monotonic(), 0.0))
         if msg["parent_header"].get("msg_id") == msg_id:
             return msg["content"]
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
 
 
 @pytest.mark.usefixtures("kernel_env")

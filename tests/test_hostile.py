@@ -53,12 +53,6 @@ NO_RETRY = {"retry": None}
 FAST = RetryPolicy(initial_delay=0, jitter=0)
 
 
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
-
-
 @contextmanager
 def peak_memory() -> Iterator[list[int]]:
     """Yields a list that receives, on exit, the peak of traced memory above the start."""

@@ -33,12 +33,6 @@ NO_RETRY = {"retry": None}
 
 
 @pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
-
-
-@pytest.fixture
 def sigint_raises() -> Iterator[None]:
     """Python's own SIGINT handler in this process while the test runs.
 

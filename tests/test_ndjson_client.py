@@ -6,7 +6,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,12 +33,6 @@ VALUES: list[Any] = [{"a": 1}, [1, 2], "é😀", 3.5, None, True, 12345678901234
 
 # The reader thread discards what NDJSONDecoder.close() returns and delivers only the
 # ``events`` of a LimitExceeded; see the report that came with this file.
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
 
 
 def lines(*values: Any) -> list[Send]:

@@ -12,7 +12,7 @@ import email.utils
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 import requests
@@ -48,12 +48,6 @@ pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
 
 FAST = RetryPolicy(initial_delay=0, jitter=0)
 """Reconnect at once: the server's ``retry:`` (if any) still applies."""
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
 
 
 class Stamped:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import selectors
 import socket
-import socketserver
 import struct
 import sys
 import threading
@@ -13,7 +12,7 @@ import time
 import traceback
 import zlib
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, NoReturn, cast
 from urllib.parse import urlsplit
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from ._format import _HOST, _head
+from ._http import LocalHTTPServer, read_chunked_body
 from ._requests import Headers, RecordedRequest
 from ._script import _TERMINAL, Respond, RouteSpec, Script, _as_route, _as_script, respond
 
@@ -179,7 +179,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
+            try:
+                return read_chunked_body(self.rfile)
+            except EOFError:
+                raise _ClientGone from None
         length = self.headers.get("Content-Length")
         if not length:
             return b""
@@ -188,23 +191,6 @@ class _Handler(BaseHTTPRequestHandler):
         if len(body) < size:
             raise _ClientGone
         return body
-
-    def _read_chunked(self) -> bytes:
-        parts: list[bytes] = []
-        while True:
-            line = self.rfile.readline(65537)
-            if not line.endswith(b"\n"):
-                raise _ClientGone
-            size = int(line.split(b";", 1)[0].strip(), 16)
-            if size == 0:
-                break
-            data = self.rfile.read(size + 2)
-            if len(data) < size + 2:
-                raise _ClientGone
-            parts.append(data[:size])
-        while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-            pass  # trailer fields
-        return b"".join(parts)
 
     def _serve(self) -> None:
         owner = self.owner
@@ -257,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
 
-class _HTTPServer(ThreadingHTTPServer):
+class _HTTPServer(LocalHTTPServer):
     daemon_threads = True
     block_on_close = False  # SSEServer.stop() shuts connections down and joins their threads
     allow_reuse_address = False  # port 0: nothing to reuse
@@ -272,12 +258,6 @@ class _HTTPServer(ThreadingHTTPServer):
             self._wake_r.close()
             self._wake_w.close()
             raise
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host name (a DNS lookup): skip it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = _HOST
-        self.server_port = int(self.socket.getsockname()[1])
 
     def serve(self, stop: threading.Event) -> None:
         # Like serve_forever(), but woken by wake() instead of polling a shutdown flag, so that
