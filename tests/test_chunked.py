@@ -1,4 +1,5 @@
-"""Unit tests of the body readers under the socket (``_unchunk`` and ``_direct_chunks``).
+"""Unit tests of the body readers under the socket (``_unchunk`` and ``_direct_chunks``), and of
+the test servers' chunked request reader.
 
 In the style of urllib3's mock-socket chunked tests: a fake buffered socket file hands out
 scripted reads, so a failure names the framing rule that broke, not a server somewhere.
@@ -6,6 +7,7 @@ scripted reads, so a failure names the framing rule that broke, not a server som
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable
 
@@ -13,6 +15,7 @@ import pytest
 
 from sse_sync import StreamError
 from sse_sync._transport import _MAX_CHUNK_LINE, _direct_chunks, _unchunk
+from sse_sync.testing._http import read_chunked_body
 
 SIZE = 64 * 1024
 
@@ -229,3 +232,38 @@ def test_chunked_framing_goes_through_unchunk() -> None:
     assert list(_direct_chunks(sock, True, None, SIZE)) == [b"hello"]
     with pytest.raises(StreamError, match="invalid chunk size"):
         list(_direct_chunks(FakeSocketFile([b"hello\r\n"]), True, None, SIZE))
+
+
+# -- read_chunked_body: request bodies on the test servers' side ---------------------------------
+
+
+def test_a_chunked_request_body_is_read_whole_with_its_trailers() -> None:
+    rfile = io.BytesIO(b"5;ext\r\nhello\r\n1\r\n!\r\n0\r\nTrailer: x\r\n\r\nNEXT")
+    assert read_chunked_body(rfile) == b"hello!"
+    assert rfile.read() == b"NEXT"  # the next request on the connection is left alone
+
+
+CUT_SHORT = {
+    b"5\r\nhel": "the request body ended inside a chunk",
+    b"5\r\nhello\r\n": "the request body ended inside a chunk size line",
+    b"5": "the request body ended inside a chunk size line",
+}
+
+
+@pytest.mark.parametrize(("body", "message"), CUT_SHORT.items(), ids=["chunk", "gap", "line"])
+def test_a_request_body_cut_short_is_eof(body: bytes, message: str) -> None:
+    with pytest.raises(EOFError, match=f"^{message}$"):
+        read_chunked_body(io.BytesIO(body))
+
+
+@pytest.mark.parametrize("line", [b"zz\r\n", b"-5\r\n", b"\r\n"])
+def test_a_malformed_request_chunk_size_is_a_value_error(line: bytes) -> None:
+    with pytest.raises(ValueError, match=r"^malformed chunked body"):
+        read_chunked_body(io.BytesIO(line + b"hello\r\n0\r\n\r\n"))
+
+
+def test_a_request_body_over_the_limit_is_a_value_error() -> None:
+    body = chunked(b"x" * 10, b"y" * 10)
+    assert read_chunked_body(io.BytesIO(body), max_size=20) == b"x" * 10 + b"y" * 10
+    with pytest.raises(ValueError, match=r"^request body too large$"):
+        read_chunked_body(io.BytesIO(body), max_size=19)
