@@ -24,6 +24,10 @@ from typing import Any
 import pytest
 import requests
 
+# Imported as pytest puts it on the path (tests/ itself), the name mypy gives it too; the test
+# that runs it as a program uses its full name, tests.contract.service, from the root.
+from contract.service import CAPABILITIES, RECONNECTED, ContractService, serve
+
 from sse_sync.testing import (
     Script,
     SSEServer,
@@ -38,15 +42,6 @@ from sse_sync.testing import (
 from sse_sync.testing._http import LocalHTTPServer
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # a bare `pytest` puts tests/, not the repository root, on the path
-    sys.path.insert(0, str(ROOT))
-
-from tests.contract.service import (  # noqa: E402
-    CAPABILITIES,
-    RECONNECTED,
-    ContractService,
-    serve,
-)
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(20)]
 

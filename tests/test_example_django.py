@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _net import TrackedRequestThreads
@@ -30,7 +31,7 @@ pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 HEARTBEAT = 0.2  # seconds: short, so that heartbeats and disconnects show quickly
-NO_RETRY = {"retry": None}
+NO_RETRY: dict[str, Any] = {"retry": None}
 
 
 def _configure_django() -> None:

@@ -300,7 +300,7 @@ def test_browser_event_source_receives_the_relayed_events(
         ],
     )
     reports: queue.Queue[Any] = queue.Queue()
-    app = load_example().create_app(upstream.url_for("/up"), heartbeat=HEARTBEAT, retry=None)
+    app: Flask = load_example().create_app(upstream.url_for("/up"), heartbeat=HEARTBEAT, retry=None)
 
     @app.get("/browser")
     def browser_page() -> Response:

@@ -600,5 +600,5 @@ def test_unknown_attribute_of_the_module() -> None:
     import sse_sync._ndjson as module
 
     with pytest.raises(AttributeError, match="no_such_name"):
-        module.no_such_name  # noqa: B018
+        module.no_such_name  # type: ignore[attr-defined]  # noqa: B018
     assert sse_sync.DecodeError is DecodeError

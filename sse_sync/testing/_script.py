@@ -302,6 +302,12 @@ def _as_route(spec: object) -> tuple[Script, ...] | Callable[[RecordedRequest], 
 # Documented where they are public, in sse_sync.testing.
 ScriptLike: TypeAlias = Script | Action | Sequence[Action]
 
+# One Sequence in the union, not two: mypy then infers a nested list literal (one action list per
+# request) against it instead of joining its items to object.  The accepted values are the same:
+# a list of actions is one script, a list of scripts or action lists one per request.
 RouteSpec: TypeAlias = (
-    ScriptLike | Sequence[Script | Sequence[Action]] | Callable[[RecordedRequest], ScriptLike]
+    Script
+    | Action
+    | Sequence[Action | Script | Sequence[Action]]
+    | Callable[[RecordedRequest], ScriptLike]
 )
