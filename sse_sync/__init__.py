@@ -76,7 +76,6 @@ def __getattr__(name: str) -> Any:
     value = getattr(module, name)
     globals()[name] = value
     return value
-    raise AttributeError(f"module 'sse_sync' has no attribute {name!r}")
 
 
 __all__ = (

@@ -18,6 +18,7 @@ from types import MappingProxyType, TracebackType
 
 from ._errors import SendTimeout, WriterClosed
 from ._models import Event
+from ._wire import encode, encode_fields
 
 __all__ = (
     "HEARTBEAT",
@@ -46,42 +47,6 @@ HEARTBEAT = b":\n\n"
 decoder ignores."""
 
 
-def encode(
-    data: str | None = None,
-    *,
-    event: str | None = None,
-    id: str | None = None,
-    retry: int | None = None,
-    comment: str | None = None,
-) -> bytes:
-    """Encode one message as UTF-8 wire format, ending with the blank line that dispatches it.
-
-    Lines come in this order: comment, ``event``, ``id``, ``retry``, data.
-
-    :param data: the event data; each of its lines (split at CRLF, CR or LF) becomes a ``data:``
-        line, so a receiver sees every line break as LF.  ``""`` sends an event with empty data;
-        ``None`` sends no data line, and a receiver then dispatches no event.
-    :param event: the event type.  ``None`` and ``""`` write no ``event:`` line (a receiver then
-        reports ``"message"``); any other value, ``"message"`` included, is written as given.
-    :param id: the event ID, which a receiver keeps until another ``id:`` line; ``""`` resets it.
-        ``None`` writes no ``id:`` line.
-    :param retry: the reconnection time to set, in milliseconds.
-    :param comment: text for comment lines (``":" + line`` for each line, no space added).  A
-        decoder ignores these; they keep idle connections alive.
-    :raises ValueError: if a value cannot be encoded so that it decodes back unchanged: a line
-        break in ``event`` or ``id``, NUL in ``id``, ``retry`` not an int >= 0, a lone surrogate in
-        any text, a text argument that is not a ``str``, or no argument at all.
-    """
-    if event is None and id is None and retry is None and comment is None and type(data) is str:
-        # The hot path (a server emitting tokens): data alone, usually a single line.
-        text = data.replace("\r\n", "\n").replace("\r", "\n") if "\r" in data else data
-        try:
-            return f"data: {text.replace(_LF, _LF_DATA)}\n\n".encode()
-        except UnicodeEncodeError:
-            raise _unencodable("data", data) from None
-    return _encode(data, event, id, retry, comment)
-
-
 def encode_event(ev: Event, *, last_id: str | None = None) -> bytes:
     """Encode an :class:`Event` (as the decoder produces) so that it decodes back equal.
 
@@ -92,16 +57,7 @@ def encode_event(ev: Event, *, last_id: str | None = None) -> bytes:
     previous event) the ``id:`` line is written exactly when the ID changes, an empty one
     resetting it.
     """
-    if last_id is None:
-        event_id = ev.id or None
-    else:
-        event_id = None if ev.id == last_id else ev.id
-    return encode(
-        ev.data,
-        event=None if ev.event == "message" else ev.event,
-        id=event_id,
-        retry=ev.retry,
-    )
+    return encode_fields(ev.event, ev.data, ev.id, ev.retry, last_id=last_id)
 
 
 class EventWriter:
@@ -254,85 +210,6 @@ class EventWriter:
 
 # -- internals -----------------------------------------------------------------------------------
 
-_LF = "\n"
-_LF_DATA = "\ndata: "
-_LF_COMMENT = "\n:"
-
-
-def _encode(
-    data: str | None,
-    event: str | None,
-    id: str | None,
-    retry: int | None,
-    comment: str | None,
-) -> bytes:
-    parts: list[str] = []
-    if comment is not None:
-        _check_str("comment", comment)
-        parts.append(f":{_normalise(comment).replace(_LF, _LF_COMMENT)}\n")
-    if event is not None:
-        _check_line("event", event)
-        if event:
-            parts.append(f"event: {event}\n")
-    if id is not None:
-        _check_line("id", id)
-        if "\0" in id:
-            raise ValueError("id must not contain NUL: a receiver would ignore the whole id line")
-        parts.append(f"id: {id}\n")
-    if retry is not None:
-        if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
-            raise ValueError(f"retry must be an int >= 0 or None, not {retry!r}")
-        try:
-            parts.append(f"retry: {int(retry)}\n")  # an int subclass may format otherwise
-        except ValueError:
-            # More digits than str() allows (sys.get_int_max_str_digits); a receiver's int()
-            # would refuse them as well.
-            raise ValueError("retry has too many digits to encode") from None
-    if data is not None:
-        _check_str("data", data)
-        parts.append(f"data: {_normalise(data).replace(_LF, _LF_DATA)}\n")
-    if not parts:
-        raise ValueError("nothing to encode: give data, event, id, retry or comment")
-    parts.append("\n")
-    try:
-        return "".join(parts).encode()
-    except UnicodeEncodeError:
-        pass
-    for name, value in (("comment", comment), ("event", event), ("id", id), ("data", data)):
-        if value is not None:
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                raise _unencodable(name, value) from None
-    raise AssertionError("unreachable: some field failed to encode")  # pragma: no cover
-
-
-def _normalise(text: str) -> str:
-    # Every line break the decoder recognises becomes LF, so that splitting on LF finds them all.
-    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-
-
-def _check_str(name: str, value: object) -> None:
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be a str or None, not {type(value).__name__}")
-
-
-def _check_line(name: str, value: str) -> None:
-    _check_str(name, value)
-    if "\n" in value or "\r" in value:
-        raise ValueError(f"{name} must not contain a line break (CR or LF): {_preview(value)}")
-
-
-def _unencodable(name: str, value: str) -> ValueError:
-    try:
-        value.encode()
-    except UnicodeEncodeError as exc:
-        return ValueError(
-            f"{name} contains a lone surrogate {value[exc.start]!r} at index {exc.start}, "
-            "which cannot be encoded as UTF-8"
-        )
-    return ValueError(f"{name} cannot be encoded as UTF-8")  # pragma: no cover
-
 
 def _seconds(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
@@ -340,7 +217,3 @@ def _seconds(name: str, value: float) -> float:
     if value > threading.TIMEOUT_MAX:  # also rejects inf, which Condition.wait() cannot take
         raise ValueError(f"{name} must be at most threading.TIMEOUT_MAX, not {value!r}")
     return float(value)
-
-
-def _preview(text: str, limit: int = 60) -> str:
-    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} chars)"

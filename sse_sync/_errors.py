@@ -191,7 +191,7 @@ class Headers(dict[str, str]):
 
 
 class HTTPStatusError(ResponseError):
-    """The response status is not 2xx (or is 204, the server's way of saying stop)."""
+    """The response status is not 2xx.  (A 204 is no error: it ends the stream normally.)"""
 
 
 class ContentTypeError(ResponseError):

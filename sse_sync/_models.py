@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from ._errors import EventJSONError
+from ._wire import encode_fields
 
 __all__ = ("Comment", "Event")
 
@@ -36,9 +37,7 @@ class Event:
 
     def encode(self) -> bytes:
         """This event in wire format, ready to write to a ``text/event-stream`` response."""
-        from ._encoder import encode_event
-
-        return encode_event(self)
+        return encode_fields(self.event, self.data, self.id, self.retry)
 
     def __repr__(self) -> str:
         parts = [f"event={self.event!r}", f"data={_preview(self.data)}"]

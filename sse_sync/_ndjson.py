@@ -19,20 +19,15 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from ._decoder import DEFAULT_MAX_LINE_LENGTH, BytesLike, _as_bytes, _pump
 from ._errors import LimitExceeded, LineTooLong, NDJSONDecodeError
-
-if TYPE_CHECKING:
-    from ._ndjson_client import NDJSONStream, connect_ndjson
 
 __all__ = (
     "NDJSON_MEDIA_TYPES",
     "NDJSONDecodeError",
     "NDJSONDecoder",
-    "NDJSONStream",
-    "connect_ndjson",
     "decode_ndjson",
     "encode_ndjson",
     "iter_ndjson",
@@ -326,17 +321,3 @@ def encode_ndjson(value: Any, *, dumps: Callable[[Any], str | bytes] | None = No
     if not raw.strip(b" \t"):
         raise ValueError("the JSON text is blank; a reader would skip the line")
     return raw + b"\n"
-
-
-_CLIENT_NAMES = frozenset({"NDJSONStream", "connect_ndjson"})
-
-
-def __getattr__(name: str) -> Any:
-    # The client needs requests: load it only when asked for, so the decoder stays light.
-    if name in _CLIENT_NAMES:
-        from . import _ndjson_client
-
-        value = getattr(_ndjson_client, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,11 +1,20 @@
-"""Small probes of this process's sockets, shared by the network tests."""
+"""Helpers shared by the tests: socket probes, a raw TCP server, thread-tracked servers, and a
+call run in a background thread.
+
+The scripted event-stream server is the library's own (``sse_sync.testing``, fixture
+``sse_server``); what is here covers the rest.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
+import socketserver
 import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 
 def fds() -> int:
@@ -132,3 +141,72 @@ def wait_for_client_to_leave(conn: socket.socket, stop: threading.Event) -> None
                 return
         except TimeoutError:
             continue
+
+
+class TrackedRequestThreads(socketserver.ThreadingMixIn):
+    """Mix in before a threading server class: each request thread is named and kept in
+    ``request_threads``, so a test can join them all and prove none outlives it
+    (``ThreadingMixIn`` makes them daemons and, without ``block_on_close``, forgets them)."""
+
+    request_thread_name = "test-request"
+    _numbers = itertools.count(1)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.request_threads: list[threading.Thread] = []
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name=f"{self.request_thread_name}-{next(self._numbers)}",
+            daemon=True,
+        )
+        self.request_threads.append(thread)
+        thread.start()
+
+    def alive_request_threads(self, timeout: float) -> list[str]:
+        """Join every request thread, ``timeout`` seconds in all; the names of those still alive."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self.request_threads):
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        return [t.name for t in self.request_threads if t.is_alive()]
+
+
+class BackgroundCall:
+    """``fn()`` run in a started daemon thread, recording what it returns or raises; ``done`` is
+    set when it has.  As a context manager it joins the thread on exit, even when the test
+    failed, so no thread is left behind."""
+
+    def __init__(
+        self, fn: Callable[[], Any], *, name: str = "test-background", timeout: float = 10.0
+    ) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self._fn = fn
+        self._timeout = timeout
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self._fn()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def join(self) -> Any:
+        """Wait for the call (at most ``timeout`` seconds); its result, or raise its error."""
+        self._thread.join(self._timeout)
+        assert not self._thread.is_alive(), f"the call in {self._thread.name} did not return"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def __enter__(self) -> BackgroundCall:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._thread.join(self._timeout)

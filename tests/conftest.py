@@ -1,4 +1,5 @@
-"""Suite-wide guards: no proxies from the environment, no sse_sync thread outlives its test."""
+"""Suite-wide guards (no proxies from the environment, no sse_sync thread outlives its test) and
+the ``server`` fixture."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+
+from sse_sync.testing import SSEServer
 
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
@@ -33,3 +36,10 @@ def _no_leaked_threads() -> Iterator[None]:
         thread.join(5)
     alive = [t.name for t in leaked if t.is_alive()]
     assert not alive, f"threads outlived the test: {alive}"
+
+
+@pytest.fixture
+def server(sse_server: SSEServer) -> SSEServer:
+    """The plugin's ``sse_server`` (a started ``SSEServer``, its errors reported at teardown),
+    under the short name the network tests use."""
+    return sse_server

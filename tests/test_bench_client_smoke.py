@@ -35,7 +35,7 @@ def server() -> Iterator[Any]:
 def contenders() -> list[Any]:
     found, _ = bench.make_contenders([])
     assert [c.name for c in found] == ["sse_sync"]
-    return found
+    return list(found)
 
 
 def test_payload_helpers_round_trip() -> None:

@@ -30,6 +30,7 @@ import pytest
 import sse_sync
 from sse_sync import RetryPolicy
 from sse_sync.testing import (
+    Action,
     RecordedRequest,
     Script,
     ScriptLike,
@@ -131,7 +132,7 @@ class ChaosServer:
             self.kinds[kind] += 1
             self.endings[f"{ending}/{framing}"] += 1
             self.gzipped += gzip
-        actions = [send(body[:cut])] if cut else []
+        actions: list[Action] = [send(body[:cut])] if cut else []
         actions.append(close() if ending == "close" else drop())
         return Script(actions, framing=framing, gzip=gzip)  # type: ignore[arg-type]
 

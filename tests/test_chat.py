@@ -7,7 +7,7 @@ import json
 import pickle
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -126,12 +126,6 @@ def fake_openai(
 
 def payload(prompt: str = "Hello there world", **extra: Any) -> dict[str, Any]:
     return {"model": "fake-model", "messages": [{"role": "user", "content": prompt}], **extra}
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
 
 
 def open_chat(server: SSEServer, body: dict[str, Any] | None = None, **kwargs: Any) -> ChatStream:

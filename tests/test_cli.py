@@ -122,12 +122,6 @@ def assert_clean_error(proc: subprocess.CompletedProcess[str], *words: str) -> N
         assert word in lines[0]
 
 
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
-
-
 # -- output --------------------------------------------------------------------------------
 
 MIXED = [

@@ -7,7 +7,7 @@ import json
 import pickle
 import threading
 import time
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -15,6 +15,7 @@ from _net import client_sockets, fds
 
 import sse_sync
 from sse_sync.testing import (
+    Action,
     Script,
     SSEServer,
     close,
@@ -29,13 +30,7 @@ from sse_sync.testing import (
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
 
-NO_RETRY = {"retry": None}
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
+NO_RETRY: dict[str, Any] = {"retry": None}
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -44,7 +39,12 @@ def server() -> Iterator[SSEServer]:
 @pytest.mark.parametrize("framing", ["chunked", "close", "length"])
 @pytest.mark.parametrize("gzip", [False, True])
 def test_events_arrive_in_every_framing(server: SSEServer, framing: str, gzip: bool) -> None:
-    actions = [event("one", id="1"), event("two", event="tick"), comment("hb"), event("3")]
+    actions: list[Action] = [
+        event("one", id="1"),
+        event("two", event="tick"),
+        comment("hb"),
+        event("3"),
+    ]
     if framing != "length":
         actions.append(close())
     server.route("/s", Script(actions, framing=framing, gzip=gzip))  # type: ignore[arg-type]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import socketserver
 import subprocess
 import sys
 import threading
@@ -25,6 +24,10 @@ from typing import Any
 import pytest
 import requests
 
+# Imported as pytest puts it on the path (tests/ itself), the name mypy gives it too; the test
+# that runs it as a program uses its full name, tests.contract.service, from the root.
+from contract.service import CAPABILITIES, RECONNECTED, ContractService, serve
+
 from sse_sync.testing import (
     Script,
     SSEServer,
@@ -36,17 +39,9 @@ from sse_sync.testing import (
     send,
     wait_for,
 )
+from sse_sync.testing._http import LocalHTTPServer
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # a bare `pytest` puts tests/, not the repository root, on the path
-    sys.path.insert(0, str(ROOT))
-
-from tests.contract.service import (  # noqa: E402
-    CAPABILITIES,
-    RECONNECTED,
-    ContractService,
-    serve,
-)
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(20)]
 
@@ -70,13 +65,8 @@ EXPECTED_CAPABILITIES = {
 # -- the suite's side ------------------------------------------------------------------------
 
 
-class _LocalServer(ThreadingHTTPServer):
+class _LocalServer(LocalHTTPServer):
     daemon_threads = True
-
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)  # no host name lookup
-        self.server_name = "127.0.0.1"
-        self.server_port = int(self.socket.getsockname()[1])
 
 
 def _start(httpd: ThreadingHTTPServer, name: str) -> threading.Thread:

@@ -9,6 +9,7 @@ import itertools
 import re
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 from _vectors import LINE_CHUNKINGS, as_tuple, feed_all, line_ends, reused_buffer
 from hypothesis import HealthCheck, given, settings
@@ -330,10 +331,10 @@ def draw_chunks(data: st.DataObject, raw: bytes) -> list[bytes]:
 
 def run(
     chunks: list[bytes], items: bool = False, **kwargs: object
-) -> tuple[list, str, int | None, str]:
+) -> tuple[list[Any], str, int | None, str]:
     """Feed chunks; return (results, last_event_id before close, retry, last_event_id after)."""
     decoder = SSEDecoder(**kwargs)  # type: ignore[arg-type]
-    out: list = []
+    out: list[Any] = []
     for chunk in chunks:
         out += decoder.feed_items(chunk) if items else decoder.feed(chunk)
     before = decoder.last_event_id
@@ -341,7 +342,7 @@ def run(
     return out, before, decoder.retry, decoder.last_event_id
 
 
-def key(item: Event | Comment) -> tuple:
+def key(item: Event | Comment) -> tuple[Any, ...]:
     return as_tuple(item) if isinstance(item, Event) else ("comment", item.text)
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import functools
 import queue
 import threading
-from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 from wsgiref.util import is_hop_by_hop
 
 import pytest
+from _net import BackgroundCall
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -227,41 +226,6 @@ def test_sse_headers() -> None:
 # -- EventWriter ----------------------------------------------------------------------------------
 
 
-class _Thread:
-    """A started thread that records what its function returns or raises."""
-
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self._fn = fn
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.result = self._fn()
-        except BaseException as exc:
-            self.error = exc
-
-    def join(self) -> Any:
-        self._thread.join(10)
-        assert not self._thread.is_alive()
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-    def __enter__(self) -> _Thread:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._thread.join(10)  # even when the test failed: leave no thread behind
-
-
 def test_writer_yields_in_order_and_ends_after_close() -> None:
     w = EventWriter(heartbeat=None)
     w.send("a")
@@ -311,7 +275,7 @@ def test_writer_without_heartbeat_waits_for_messages() -> None:
             got.put(item)
         got.put(None)
 
-    with _Thread(consume) as consumer:
+    with BackgroundCall(consume) as consumer:
         with pytest.raises(queue.Empty):
             got.get(timeout=0.1)  # no heartbeat, however long it waits
         w.send("x")
@@ -333,7 +297,7 @@ def test_close_wakes_a_waiting_consumer() -> None:
             got.put(item)
         return items
 
-    with _Thread(consume) as consumer:
+    with BackgroundCall(consume) as consumer:
         w.send("a")
         assert got.get(timeout=5) == b"data: a\n\n"  # the consumer is now waiting for more
         w.close()
@@ -372,7 +336,7 @@ def test_close_wakes_a_producer_blocked_in_send() -> None:
             done.set()
         return None
 
-    with _Thread(produce) as producer:
+    with BackgroundCall(produce) as producer:
         assert entering.wait(5)
         assert not done.wait(0.05)  # blocked: the writer is full and nobody takes from it
         w.close()
@@ -390,7 +354,7 @@ def test_send_blocks_until_the_consumer_makes_room() -> None:
         w.send("b")
         done.set()
 
-    with _Thread(produce) as producer:
+    with BackgroundCall(produce) as producer:
         assert not done.wait(0.05)  # blocked until a message is taken
         assert next(w) == b"data: a\n\n"
         producer.join()
@@ -432,7 +396,7 @@ def test_consumer_side_close_stops_producer_and_iteration() -> None:
         except WriterClosed:
             return n
 
-    with _Thread(produce) as producer:
+    with BackgroundCall(produce) as producer:
         received = []
         for item in w:
             received.append(item)
@@ -455,7 +419,7 @@ def test_ten_thousand_messages_between_threads(heartbeat: float | None) -> None:
             for i in range(n):
                 w.send(str(i), id=str(i))
 
-    with _Thread(produce) as producer:
+    with BackgroundCall(produce) as producer:
         received = [item for item in w if item != HEARTBEAT]
         producer.join()
     assert received == [encode(str(i), id=str(i)) for i in range(n)]
@@ -473,7 +437,7 @@ def test_many_producers_keep_their_own_order() -> None:
         for i in range(n):
             w.send(f"{p} {i}")
 
-    threads = [_Thread(functools.partial(produce, p)) for p in range(producers)]
+    threads = [BackgroundCall(functools.partial(produce, p)) for p in range(producers)]
     try:
         received = [next(w) for _ in range(producers * n)]
     finally:

@@ -6,7 +6,6 @@ upstream is an SSEServer, and sse_sync clients read the relay.
 
 from __future__ import annotations
 
-import itertools
 import queue
 import sys
 import threading
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _net import TrackedRequestThreads
 
 django = pytest.importorskip("django")
 
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 HEARTBEAT = 0.2  # seconds: short, so that heartbeats and disconnects show quickly
-NO_RETRY = {"retry": None}
+NO_RETRY: dict[str, Any] = {"retry": None}
 
 
 def _configure_django() -> None:
@@ -51,32 +51,20 @@ def _configure_django() -> None:
 _configure_django()
 
 
-class _RelayServer(ThreadedWSGIServer):
+class _RelayServer(TrackedRequestThreads, ThreadedWSGIServer):
     """Django's live/runserver server, tracking its request threads so that each test can
-    check that none outlives it (``ThreadedWSGIServer`` makes them daemons and forgets them)."""
+    check that none outlives it."""
 
     block_on_close = False
-    _numbers = itertools.count(1)
+    request_thread_name = "django-relay-request"
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), WSGIRequestHandler, allow_reuse_address=False)
-        self.request_threads: list[threading.Thread] = []
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self.process_request_thread,
-            args=(request, client_address),
-            name=f"django-relay-request-{next(self._numbers)}",
-            daemon=True,
-        )
-        self.request_threads.append(thread)
-        thread.start()
 
 
 @pytest.fixture
-def upstream() -> Iterator[SSEServer]:
-    with SSEServer() as server:
-        yield server
+def upstream(sse_server: SSEServer) -> SSEServer:
+    return sse_server
 
 
 @pytest.fixture
@@ -97,9 +85,7 @@ def relay(upstream: SSEServer) -> Iterator[_RelayServer]:
             serving.join(5)
             server.server_close()
             # A relay whose client has gone ends at its next heartbeat write.
-            for thread in server.request_threads:
-                thread.join(5)
-            alive = [t.name for t in [serving, *server.request_threads] if t.is_alive()]
+            alive = server.alive_request_threads(5) + [t.name for t in [serving] if t.is_alive()]
             assert not alive, f"relay threads outlived the test: {alive}"
 
 

@@ -8,7 +8,6 @@ import json
 import queue
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -19,6 +18,7 @@ import pytest
 pytest.importorskip("flask", reason="the Flask example needs flask (the test extra)")
 
 from _browser import find_chromium, headless_chromium, log_tail
+from _net import TrackedRequestThreads
 from flask import Flask, Response, request
 from werkzeug.serving import ThreadedWSGIServer
 
@@ -45,6 +45,10 @@ def load_example() -> ModuleType:
     return module
 
 
+class _RelayWSGIServer(TrackedRequestThreads, ThreadedWSGIServer):
+    request_thread_name = "flask-relay-request"
+
+
 class RelayServer:
     """A Flask app on Werkzeug's threaded server, on 127.0.0.1, in a background thread.
 
@@ -52,21 +56,8 @@ class RelayServer:
     """
 
     def __init__(self, app: Flask) -> None:
-        handlers: list[threading.Thread] = []
-        self.handlers = handlers
-
-        class Server(ThreadedWSGIServer):
-            def process_request(self, request: Any, client_address: Any) -> None:
-                thread = threading.Thread(
-                    target=self.process_request_thread,
-                    args=(request, client_address),
-                    name="flask-relay-request",
-                    daemon=True,
-                )
-                handlers.append(thread)
-                thread.start()
-
-        self.httpd = Server("127.0.0.1", 0, app)
+        self.httpd = _RelayWSGIServer("127.0.0.1", 0, app)
+        self.handlers = self.httpd.request_threads
         self.thread = threading.Thread(
             target=self.httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -93,10 +84,7 @@ class RelayServer:
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Wait for every request thread to end; a relay response ends only when its client or
         its upstream has gone."""
-        deadline = time.monotonic() + timeout
-        for thread in list(self.handlers):
-            thread.join(max(deadline - time.monotonic(), 0.0))
-        alive = [t.name for t in self.handlers if t.is_alive()]
+        alive = self.httpd.alive_request_threads(timeout)
         assert not alive, f"relay request threads still running after {timeout} s: {alive}"
 
     def stop(self) -> None:
@@ -108,9 +96,8 @@ class RelayServer:
 
 
 @pytest.fixture
-def upstream() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
+def upstream(sse_server: SSEServer) -> SSEServer:
+    return sse_server
 
 
 def serve_relay(upstream: SSEServer, app: Flask) -> Iterator[RelayServer]:
@@ -313,7 +300,7 @@ def test_browser_event_source_receives_the_relayed_events(
         ],
     )
     reports: queue.Queue[Any] = queue.Queue()
-    app = load_example().create_app(upstream.url_for("/up"), heartbeat=HEARTBEAT, retry=None)
+    app: Flask = load_example().create_app(upstream.url_for("/up"), heartbeat=HEARTBEAT, retry=None)
 
     @app.get("/browser")
     def browser_page() -> Response:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import queue
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +67,7 @@ def test_notebook_runs_and_streams(monkeypatch: pytest.MonkeyPatch) -> None:
     # Execution order, not positions, would shift if cells were added: find them by content.
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     kernels: list[Any] = []
-    client = nbclient.NotebookClient(
+    client: Any = nbclient.NotebookClient(
         nb,
         kernel_name=KERNEL,
         timeout=60,
@@ -108,7 +107,7 @@ def iopub_until(
         if left <= 0:
             raise TimeoutError(f"no such message within {timeout} s; saw {seen}")
         try:
-            msg = kc.get_iopub_msg(timeout=left)
+            msg: dict[str, Any] = kc.get_iopub_msg(timeout=left)
         except queue.Empty:
             continue
         if msg["parent_header"].get("msg_id") != msg_id:
@@ -123,13 +122,8 @@ def shell_reply(kc: Any, msg_id: str, timeout: float) -> dict[str, Any]:
     while True:
         msg = kc.get_shell_msg(timeout=max(deadline - time.monotonic(), 0.0))
         if msg["parent_header"].get("msg_id") == msg_id:
-            return msg["content"]
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
+            content: dict[str, Any] = msg["content"]
+            return content
 
 
 @pytest.mark.usefixtures("kernel_env")

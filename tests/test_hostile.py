@@ -17,6 +17,7 @@ import tracemalloc
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from _net import RawServer, wait_for_client_to_leave
@@ -49,14 +50,8 @@ pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
 
 KIB = 1 << 10
 MIB = 1 << 20
-NO_RETRY = {"retry": None}
+NO_RETRY: dict[str, Any] = {"retry": None}
 FAST = RetryPolicy(initial_delay=0, min_delay=0, jitter=0)
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
 
 
 @contextmanager

@@ -18,6 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _net import client_sockets
@@ -29,13 +30,7 @@ pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "docs" / "examples" / "script_interrupt.py"
-NO_RETRY = {"retry": None}
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
+NO_RETRY: dict[str, Any] = {"retry": None}
 
 
 @pytest.fixture

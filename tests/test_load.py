@@ -14,7 +14,6 @@ import gc
 import os
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -62,10 +61,9 @@ def settle(server: SSEServer) -> Sample:
 
 
 @pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        srv.route("/s", [*EVENTS, hold()])
-        yield srv
+def server(sse_server: SSEServer) -> SSEServer:
+    sse_server.route("/s", [*EVENTS, hold()])
+    return sse_server
 
 
 def close_all(streams: list[sse_sync.EventStream]) -> None:

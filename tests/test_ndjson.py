@@ -569,7 +569,7 @@ ISOLATION_SCRIPT = textwrap.dedent(
     def loaded():
         return sorted(n for n in sys.modules if n.split(".")[0] in ("requests", "urllib3"))
     before = loaded()
-    import sse_sync._ndjson as mod
+    import sse_sync as mod
     stream_class = mod.NDJSONStream
     after = loaded()
     print(json.dumps({"before": before, "after": after, "class": stream_class.__name__}))
@@ -600,5 +600,5 @@ def test_unknown_attribute_of_the_module() -> None:
     import sse_sync._ndjson as module
 
     with pytest.raises(AttributeError, match="no_such_name"):
-        module.no_such_name  # noqa: B018
+        module.no_such_name  # type: ignore[attr-defined]  # noqa: B018
     assert sse_sync.DecodeError is DecodeError

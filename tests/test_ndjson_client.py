@@ -6,19 +6,13 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import sse_sync
-from sse_sync._ndjson import (
-    NDJSON_MEDIA_TYPES,
-    NDJSONDecodeError,
-    NDJSONStream,
-    connect_ndjson,
-    encode_ndjson,
-)
+from sse_sync._ndjson import NDJSON_MEDIA_TYPES, NDJSONDecodeError, encode_ndjson
+from sse_sync._ndjson_client import NDJSONStream, connect_ndjson
 from sse_sync.testing import (
     Action,
     Script,
@@ -39,12 +33,6 @@ VALUES: list[Any] = [{"a": 1}, [1, 2], "é😀", 3.5, None, True, 12345678901234
 
 # The reader thread discards what NDJSONDecoder.close() returns and delivers only the
 # ``events`` of a LimitExceeded; see the report that came with this file.
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
 
 
 def lines(*values: Any) -> list[Send]:

@@ -12,7 +12,8 @@ import email.utils
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 import requests
@@ -49,12 +50,6 @@ pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
 
 FAST = RetryPolicy(initial_delay=0, min_delay=0, jitter=0)
 """Reconnect at once: the server's ``retry:`` (if any) still applies."""
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
 
 
 class Stamped:
@@ -540,7 +535,7 @@ def test_post_body_is_not_resent_by_default(server: SSEServer) -> None:
     ids=["bytes", "str", "form", "json"],
 )
 def test_resend_body_sends_the_identical_body_again(
-    server: SSEServer, kwargs: dict[str, object], body: bytes
+    server: SSEServer, kwargs: dict[str, Any], body: bytes
 ) -> None:
     server.route("/s", [[event("a", id="1"), close()], [event("b"), close()], [hold()]])
     policy = RetryPolicy(resend_body=True, initial_delay=0, min_delay=0, jitter=0)

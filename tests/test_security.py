@@ -63,12 +63,6 @@ def _hermetic_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 
 @pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as srv:
-        yield srv
-
-
-@pytest.fixture
 def other() -> Iterator[SSEServer]:
     """A second server: same host, another port."""
     with SSEServer() as srv:

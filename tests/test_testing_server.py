@@ -670,6 +670,6 @@ def test_route_validation() -> None:
     with pytest.raises(ValueError, match="query"):
         server.route("/s?x=1", [event("a")])
     with pytest.raises(TypeError, match="not a mix"):
-        server.route("/s", [event("a"), [event("b")]])  # type: ignore[arg-type]
+        server.route("/s", [event("a"), [event("b")]])
     with pytest.raises(TypeError):
         server.route("/s", 42)  # type: ignore[arg-type]

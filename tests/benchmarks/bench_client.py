@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.benchmarks import _bench_server as payloads
+from . import _bench_server as payloads
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_SCRIPT = Path(payloads.__file__).resolve()
@@ -313,8 +313,8 @@ def _make_requests_sse() -> Contender:
 
 
 def _make_ld_eventsource() -> Contender:
-    from ld_eventsource import SSEClient  # type: ignore[import-untyped]
-    from ld_eventsource.config import ConnectStrategy  # type: ignore[import-untyped]
+    from ld_eventsource import SSEClient
+    from ld_eventsource.config import ConnectStrategy
 
     def open_(ctx: Any, url: str) -> Handle:
         client = SSEClient(connect=ConnectStrategy.http(url))

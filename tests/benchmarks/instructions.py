@@ -24,7 +24,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from tests.benchmarks import bench_decoder as bench
+from . import bench_decoder as bench
 
 DEFAULT_CONTENDERS = ("sse_sync", "ld-eventsource", "line-loop floor")
 

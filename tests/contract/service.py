@@ -36,14 +36,13 @@ import itertools
 import json
 import random
 import re
-import socketserver
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -52,6 +51,7 @@ import urllib3
 
 import sse_sync
 from sse_sync import Event, EventStream, RetryPolicy
+from sse_sync.testing._http import LocalHTTPServer, read_chunked_body
 
 __all__ = (
     "CAPABILITIES",
@@ -395,19 +395,13 @@ class StreamInstance:
 # -- the HTTP service ------------------------------------------------------------------------
 
 
-class _HTTPServer(ThreadingHTTPServer):
+class _HTTPServer(LocalHTTPServer):
     daemon_threads = True
     block_on_close = True  # server_close() joins every handler thread
 
     def __init__(self, port: int, service: ContractService) -> None:
         self.service = service
         super().__init__((HOST, port), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind looks the host name up (a DNS query): not needed for an IP.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = HOST
-        self.server_port = int(self.socket.getsockname()[1])
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -472,24 +466,12 @@ class _Handler(BaseHTTPRequestHandler):
             raise ParamsError(f"the body is not valid JSON: {exc}") from None
 
     def _read_chunked(self) -> bytes:
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise ParamsError("malformed chunked body") from None
-            if size == 0:
-                break
-            total += size
-            if total > MAX_REQUEST_BODY:
-                raise ParamsError("request body too large")
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(8)
-        while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-            pass
-        return b"".join(parts)
+        try:
+            return read_chunked_body(self.rfile, max_size=MAX_REQUEST_BODY, max_line=1024)
+        except EOFError:
+            raise ParamsError("malformed chunked body: it ends early") from None
+        except ValueError as exc:
+            raise ParamsError(str(exc)) from None
 
     def _route(self) -> tuple[str, StreamInstance | None] | None:
         # ("root", None), ("stream", instance or None for an unknown number), or None.

@@ -1,523 +1,35 @@
-"""A scripted ``text/event-stream`` server for tests.
-
-Start an :class:`SSEServer` in a test, give each path a *script* (a list of actions such as
-:func:`event`, :func:`wait_for` and :func:`drop`) and point the client under test at
-``server.url_for(path)``::
-
-    import sse_sync
-    from sse_sync.testing import SSEServer, event, hold
-
-    def test_first_event():
-        with SSEServer() as server:
-            server.route("/feed", [event("hello", id="1"), hold()])
-            with sse_sync.connect(server.url_for("/feed")) as stream:
-                assert next(stream).data == "hello"
-            assert server.wait_request("/feed").headers.get("accept") == "text/event-stream"
-            server.wait_disconnect()  # the client really closed its connection
-
-The server listens on ``127.0.0.1`` only, on a port the operating system picks, and uses nothing
-but the standard library (it never imports requests or urllib3).  Each connection is served by
-its own thread; :meth:`SSEServer.stop` (and leaving the ``with`` block) shuts every connection
-down and joins every thread, so no test leaks a thread or a socket.  Exceptions raised while
-serving (a route callable that fails, a :func:`wait_for` that times out) are collected in
-:attr:`SSEServer.errors` and raised as one :class:`AssertionError` when the ``with`` block ends,
-so a broken script fails the test instead of vanishing into a log.
-
-Synchronise tests with :meth:`SSEServer.wait_request`, :func:`wait_for` and
-:meth:`SSEServer.wait_disconnect`, never with sleeps.
-"""
+"""The test server itself: :class:`SSEServer`, its HTTP handler and the runner of a script."""
 
 from __future__ import annotations
 
 import itertools
-import json
-import re
 import selectors
 import socket
-import socketserver
 import struct
 import sys
 import threading
 import time
 import traceback
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
-from typing import Any, Literal, NoReturn, TypeAlias, cast
+from typing import Any, NoReturn, cast
 from urllib.parse import urlsplit
 
-__all__ = (
-    "Action",
-    "Close",
-    "Drop",
-    "Framing",
-    "Headers",
-    "Hold",
-    "Pause",
-    "RecordedRequest",
-    "Respond",
-    "RouteSpec",
-    "SSEServer",
-    "Script",
-    "ScriptLike",
-    "Send",
-    "WaitFor",
-    "close",
-    "comment",
-    "drop",
-    "event",
-    "hold",
-    "pause",
-    "respond",
-    "send",
-    "wait_for",
-)
+import attrs
 
-_HOST = "127.0.0.1"
+from ._format import _HOST, _head
+from ._http import LocalHTTPServer, read_chunked_body
+from ._requests import Headers, RecordedRequest
+from ._script import _TERMINAL, Respond, RouteSpec, Script, _as_route, _as_script, respond
+
 _POLL = 0.05  # how often blocked handlers look at the stop flag; never test synchronisation
 _JOIN_TIMEOUT = 5.0
-_EVENT_STREAM = "text/event-stream; charset=utf-8"
 _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 _CONN_IDS = itertools.count(1)
 # struct linger {l_onoff, l_linger}: on, zero seconds -> close() sends RST, not FIN.
 _LINGER_ZERO = struct.pack("HH" if sys.platform == "win32" else "ii", 1, 0)
-
-Framing: TypeAlias = Literal["chunked", "close", "length"]
-_FRAMINGS = ("chunked", "close", "length")
-
-
-# -- wire format ----------------------------------------------------------------------------
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def _single_line(name: str, value: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if "\r" in value or "\n" in value:
-        raise ValueError(f"{name} must not contain CR or LF: {value!r} (use send() for raw bytes)")
-    return value
-
-
-def _format_event(data: str | None, event: str | None, id: str | None, retry: int | None) -> bytes:
-    lines: list[str] = []
-    if event is not None:
-        lines.append("event: " + _single_line("event", event))
-    if id is not None:
-        lines.append("id: " + _single_line("id", id))
-    if retry is not None:
-        if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
-            raise ValueError(f"retry must be a non-negative int, not {retry!r}")
-        lines.append(f"retry: {retry}")
-    if data is not None:
-        if not isinstance(data, str):
-            raise TypeError(f"data must be a str, not {type(data).__name__}")
-        lines.extend("data: " + line for line in _LINE_BREAK.split(data))
-    return "".join(line + "\n" for line in lines).encode() + b"\n"
-
-
-def _format_comment(text: str) -> bytes:
-    if not isinstance(text, str):
-        raise TypeError(f"comment text must be a str, not {type(text).__name__}")
-    return "".join(":" + line + "\n" for line in _LINE_BREAK.split(text)).encode()
-
-
-def _header_pairs(
-    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
-) -> tuple[tuple[str, str], ...]:
-    if headers is None:
-        return ()
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    pairs = tuple((str(name), str(value)) for name, value in items)
-    for name, value in pairs:
-        if not name or any(c in name for c in "\r\n:") or "\r" in value or "\n" in value:
-            raise ValueError(f"invalid header {name!r}: {value!r}")
-    return pairs
-
-
-def _head(status: int, defaults: list[tuple[str, str]], extra: Sequence[tuple[str, str]]) -> bytes:
-    # Headers given by the script replace defaults of the same name (case-insensitively).
-    override = {name.lower() for name, _ in extra}
-    fields = [f for f in defaults if f[0].lower() not in override] + list(extra)
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = ""
-    lines = [f"HTTP/1.1 {status} {reason}"] + [f"{name}: {value}" for name, value in fields]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def _check_status(status: int) -> int:
-    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 999:
-        raise ValueError(f"status must be an int from 200 to 999, not {status!r}")
-    return status
-
-
-# -- actions ---------------------------------------------------------------------------------
-
-
-class Action:
-    """One step of a :class:`Script`; build them with the lower-case factory functions."""
-
-    __slots__ = ()
-
-    def _run(self, stream: _Stream) -> None:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class Send(Action):
-    """Write ``data`` (one write, one HTTP chunk in chunked framing) and flush it."""
-
-    data: bytes
-
-    def _run(self, stream: _Stream) -> None:
-        stream.write(self.data)
-
-
-@dataclass(frozen=True)
-class Pause(Action):
-    """Sleep server-side for ``seconds``; a server stop cuts it short."""
-
-    seconds: float
-
-    def _run(self, stream: _Stream) -> None:
-        stream.sleep(self.seconds)
-
-
-@dataclass(frozen=True, eq=False)
-class WaitFor(Action):
-    """Block until the test sets ``event``; a timeout is a server error (see ``errors``)."""
-
-    event: threading.Event
-    timeout: float | None = 10.0
-
-    def _run(self, stream: _Stream) -> None:
-        stream.wait(self.event, self.timeout)
-
-
-@dataclass(frozen=True)
-class Close(Action):
-    """End the response cleanly: the client sees the end of the stream."""
-
-    def _run(self, stream: _Stream) -> None:
-        stream.close()
-
-
-@dataclass(frozen=True)
-class Drop(Action):
-    """Abort the TCP connection with a reset, wherever the response is."""
-
-    def _run(self, stream: _Stream) -> None:
-        stream.drop()
-
-
-@dataclass(frozen=True)
-class Hold(Action):
-    """Keep the connection open, sending nothing, until the client leaves or the server stops."""
-
-    def _run(self, stream: _Stream) -> None:
-        stream.hold()
-
-
-@dataclass(frozen=True)
-class Respond(Action):
-    """A complete, non-streaming response; must be the only action of its script."""
-
-    status: int
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-
-    def _run(self, stream: _Stream) -> None:
-        stream.respond(self)
-
-
-_TERMINAL = (Close, Drop, Hold)
-
-
-def send(raw: bytes | str) -> Send:
-    """Write ``raw`` as-is (a ``str`` is UTF-8 encoded), as one write, flushed at once."""
-    if isinstance(raw, str):
-        raw = raw.encode()
-    if not isinstance(raw, (bytes, bytearray, memoryview)):
-        raise TypeError(f"send() takes bytes or str, not {type(raw).__name__}")
-    return Send(bytes(raw))
-
-
-def event(
-    data: str | None = None,
-    *,
-    event: str | None = None,
-    id: str | None = None,
-    retry: int | None = None,
-) -> Send:
-    """One event in wire format, ending with its blank line.
-
-    Fields come in the order ``event``, ``id``, ``retry``, then one ``data:`` line per line of
-    ``data`` (any of CRLF, CR or LF splits it).  A field left as ``None`` is omitted, so
-    ``event(retry=500)`` is a block with a ``retry`` field only and ``event(id="")`` resets the
-    last event ID.  For malformed fields, write them yourself with :func:`send`.
-    """
-    return Send(_format_event(data, event, id, retry))
-
-
-def comment(text: str = "") -> Send:
-    """A comment line: ``":" + text`` (one such line per line of ``text``).
-
-    No space is added after the colon, so a decoder that reports comments returns ``text``
-    exactly; write ``comment(" ping")`` for the conventional ``": ping"``.
-    """
-    return Send(_format_comment(text))
-
-
-def pause(seconds: float) -> Pause:
-    """Sleep ``seconds`` in the server (for trickle tests); interrupted by a server stop."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-        raise ValueError(f"seconds must be a non-negative number, not {seconds!r}")
-    return Pause(float(seconds))
-
-
-def wait_for(event: threading.Event, timeout: float | None = 10.0) -> WaitFor:
-    """Block the handler until the test calls ``event.set()``.
-
-    Use it to hold a response at an exact point.  If the event is not set within ``timeout``
-    seconds (``None``: no limit), the connection is reset and a :class:`TimeoutError` is added to
-    :attr:`SSEServer.errors`; a server stop always ends the wait.
-    """
-    if not isinstance(event, threading.Event):
-        raise TypeError(f"wait_for() takes a threading.Event, not {type(event).__name__}")
-    return WaitFor(event, timeout)
-
-
-def close() -> Close:
-    """End the response cleanly (zero-length chunk, or socket close when close-delimited)."""
-    return Close()
-
-
-def drop() -> Drop:
-    """Reset the connection (``SO_LINGER`` 0, then close): the client sees a broken stream."""
-    return Drop()
-
-
-def hold() -> Hold:
-    """Send nothing more and keep the connection until the client disconnects or server stops."""
-    return Hold()
-
-
-def respond(
-    status: int,
-    body: bytes | str = b"",
-    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-) -> Respond:
-    """A complete response with ``Content-Length`` (none for 204 and 304, which have no body).
-
-    ``Content-Type`` defaults to ``text/plain; charset=utf-8`` when ``body`` is not empty; set
-    it (or ``Location`` for a redirect) in ``headers``.  A ``str`` body is UTF-8 encoded.
-    """
-    _check_status(status)
-    if isinstance(body, str):
-        body = body.encode()
-    if body and status in (204, 304):
-        raise ValueError(f"a {status} response has no body")
-    return Respond(status, bytes(body), _header_pairs(headers))
-
-
-# -- scripts ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, init=False)
-class Script:
-    """The actions for one response, and how to frame it.
-
-    :param actions: what to send, in order.  A script that does not end with :func:`close`,
-        :func:`drop` or :func:`hold` ends as if :func:`close` came last.
-    :param status: the status code of the stream response.
-    :param headers: extra response headers; one named like a default header replaces it.
-    :param content_type: the ``Content-Type``; ``None`` sends none.
-    :param framing: ``"chunked"`` (``Transfer-Encoding: chunked``, one chunk per action),
-        ``"close"`` (no length, ``Connection: close``; the body ends when the socket closes) or
-        ``"length"`` (the whole body is built first and sent with ``Content-Length``; only
-        :func:`send`, :func:`event`, :func:`comment` and a final :func:`close` are allowed).
-    :param gzip: send ``Content-Encoding: gzip``, compressing incrementally with a sync flush
-        after every action, so each event can be decompressed as soon as it arrives.
-    :param keep_alive: keep the connection open for another request after a clean end of the
-        response (no ``Connection: close``).  The default closes it, so one connection carries
-        one response.
-
-    Default headers: ``Content-Type``, ``Cache-Control: no-cache``, the framing header
-    (``Transfer-Encoding`` or ``Content-Length``), ``Content-Encoding`` with gzip and
-    ``Connection: close`` without keep-alive.  With :func:`respond` as the only action, the
-    respond's status, body and headers are the whole response and only ``keep_alive`` applies.
-    """
-
-    actions: tuple[Action, ...]
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    content_type: str | None
-    framing: Framing
-    gzip: bool
-    keep_alive: bool
-
-    def __init__(
-        self,
-        actions: Iterable[Action] | Action = (),
-        *,
-        status: int = 200,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-        content_type: str | None = _EVENT_STREAM,
-        framing: Framing = "chunked",
-        gzip: bool = False,
-        keep_alive: bool = False,
-    ) -> None:
-        items: tuple[object, ...] = (actions,) if isinstance(actions, Action) else tuple(actions)
-        for item in items:
-            if not isinstance(item, Action):
-                hint = " (wrap raw data in send())" if isinstance(item, (bytes, str)) else ""
-                raise TypeError(f"a script holds actions, not {type(item).__name__}{hint}")
-        steps = cast("tuple[Action, ...]", items)
-        if any(isinstance(step, Respond) for step in steps) and len(steps) != 1:
-            raise ValueError("respond() must be the only action of its script")
-        for step in steps[:-1]:
-            if isinstance(step, _TERMINAL):
-                raise ValueError(f"{step!r} must be the last action of its script")
-        if framing not in _FRAMINGS:
-            raise ValueError(f"framing must be one of {_FRAMINGS}, not {framing!r}")
-        if framing == "length":
-            for step in steps:
-                if not isinstance(step, (Send, Close)):
-                    raise ValueError(f'framing="length" allows only send/event/comment: {step!r}')
-        if framing == "close" and keep_alive:
-            raise ValueError('framing="close" cannot keep the connection alive')
-        if content_type is not None:
-            _single_line("content_type", content_type)
-        object.__setattr__(self, "actions", steps)
-        object.__setattr__(self, "status", _check_status(status))
-        object.__setattr__(self, "headers", _header_pairs(headers))
-        object.__setattr__(self, "content_type", content_type)
-        object.__setattr__(self, "framing", framing)
-        object.__setattr__(self, "gzip", bool(gzip))
-        object.__setattr__(self, "keep_alive", bool(keep_alive))
-
-
-def _as_script(spec: object) -> Script:
-    if isinstance(spec, Script):
-        return spec
-    if isinstance(spec, Action):
-        return Script((spec,))
-    if isinstance(spec, (list, tuple)):
-        return Script(spec)
-    raise TypeError(f"expected a Script, an action or a list of actions, not {spec!r}")
-
-
-def _as_route(spec: object) -> tuple[Script, ...] | Callable[[RecordedRequest], object]:
-    if isinstance(spec, (list, tuple)) and spec and not all(isinstance(s, Action) for s in spec):
-        if not all(isinstance(s, (Script, list, tuple)) for s in spec):
-            raise TypeError(
-                "a route list holds either actions (one script) or scripts / action lists "
-                f"(one per request), not a mix: {spec!r}"
-            )
-        return tuple(_as_script(s) for s in spec)
-    if isinstance(spec, (Script, Action, list, tuple)):
-        return (_as_script(spec),)
-    if callable(spec):
-        return cast("Callable[[RecordedRequest], object]", spec)
-    raise TypeError(f"a route is a script, a list of scripts or a callable, not {spec!r}")
-
-
-# -- recorded requests -----------------------------------------------------------------------
-
-
-class Headers(Mapping[str, str]):
-    """Request headers: names keep their spelling, lookups ignore case.
-
-    ``headers["content-type"]``, ``headers.get("Last-Event-ID")`` and ``"accept" in headers``
-    ignore case; iteration yields each name once, as first spelled.  A repeated header reads as
-    its values joined by ``", "``; :meth:`get_all` returns them apart and :attr:`fields` is the
-    raw list in arrival order.
-    """
-
-    __slots__ = ("_fields",)
-
-    def __init__(self, fields: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
-        items = fields.items() if isinstance(fields, Mapping) else fields
-        self._fields = tuple((str(name), str(value)) for name, value in items)
-
-    @property
-    def fields(self) -> tuple[tuple[str, str], ...]:
-        """Every ``(name, value)`` pair as received, in order."""
-        return self._fields
-
-    def get_all(self, name: str) -> list[str]:
-        """Every value of header ``name`` (any case), in order; ``[]`` if absent."""
-        key = name.lower()
-        return [value for field, value in self._fields if field.lower() == key]
-
-    def __getitem__(self, name: str) -> str:
-        values = self.get_all(name) if isinstance(name, str) else []
-        if not values:
-            raise KeyError(name)
-        return ", ".join(values)
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and bool(self.get_all(name))
-
-    def __iter__(self) -> Iterator[str]:
-        seen: set[str] = set()
-        for name, _ in self._fields:
-            if name.lower() not in seen:
-                seen.add(name.lower())
-                yield name
-
-    def __len__(self) -> int:
-        return len({name.lower() for name, _ in self._fields})
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self.items()))
-
-    def __repr__(self) -> str:
-        return f"Headers({list(self._fields)!r})"
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the server received it (recorded before its script runs).
-
-    ``path`` and ``query`` are the raw request target split at ``?`` (not percent-decoded);
-    ``number`` is its 1-based position among requests to the same path; ``client_address`` is
-    the client's ``(host, port)`` and tells connections apart.
-    """
-
-    method: str
-    path: str
-    query: str
-    headers: Headers
-    body: bytes
-    number: int = 1
-    client_address: tuple[str, int] = (_HOST, 0)
-
-    @property
-    def target(self) -> str:
-        """``path``, plus ``?query`` if there is one."""
-        return f"{self.path}?{self.query}" if self.query else self.path
-
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
-
-
-ScriptLike: TypeAlias = Script | Action | Sequence[Action]
-"""What a route callable returns: a :class:`Script`, one action, or a list of actions."""
-
-RouteSpec: TypeAlias = (
-    ScriptLike | Sequence[Script | Sequence[Action]] | Callable[[RecordedRequest], ScriptLike]
-)
-"""What :meth:`SSEServer.route` accepts."""
-
-
-# -- serving ---------------------------------------------------------------------------------
 
 
 class _ClientGone(Exception):
@@ -667,7 +179,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
+            try:
+                return read_chunked_body(self.rfile)
+            except EOFError:
+                raise _ClientGone from None
         length = self.headers.get("Content-Length")
         if not length:
             return b""
@@ -676,23 +191,6 @@ class _Handler(BaseHTTPRequestHandler):
         if len(body) < size:
             raise _ClientGone
         return body
-
-    def _read_chunked(self) -> bytes:
-        parts: list[bytes] = []
-        while True:
-            line = self.rfile.readline(65537)
-            if not line.endswith(b"\n"):
-                raise _ClientGone
-            size = int(line.split(b";", 1)[0].strip(), 16)
-            if size == 0:
-                break
-            data = self.rfile.read(size + 2)
-            if len(data) < size + 2:
-                raise _ClientGone
-            parts.append(data[:size])
-        while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-            pass  # trailer fields
-        return b"".join(parts)
 
     def _serve(self) -> None:
         owner = self.owner
@@ -745,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
 
-class _HTTPServer(ThreadingHTTPServer):
+class _HTTPServer(LocalHTTPServer):
     daemon_threads = True
     block_on_close = False  # SSEServer.stop() shuts connections down and joins their threads
     allow_reuse_address = False  # port 0: nothing to reuse
@@ -760,12 +258,6 @@ class _HTTPServer(ThreadingHTTPServer):
             self._wake_r.close()
             self._wake_w.close()
             raise
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host name (a DNS lookup): skip it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = _HOST
-        self.server_port = int(self.socket.getsockname()[1])
 
     def serve(self, stop: threading.Event) -> None:
         # Like serve_forever(), but woken by wake() instead of polling a shutdown flag, so that
@@ -819,7 +311,7 @@ class _HTTPServer(ThreadingHTTPServer):
             self.owner._add_error(exc)
 
 
-@dataclass
+@attrs.define
 class _Route:
     spec: tuple[Script, ...] | Callable[[RecordedRequest], object]
     count: int = 0
