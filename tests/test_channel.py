@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from _net import BackgroundCall
 
-from sse_sync._channel import Channel
+from sse_sync._channel import END, Channel
 
 BLOCKED = 0.05  # how long a blocked side is watched to see that it stays blocked
 
@@ -27,10 +27,24 @@ def background() -> Iterator[Starter]:
         yield lambda fn: stack.enter_context(BackgroundCall(fn, name="test-channel-side"))
 
 
-def entries(channel: Channel[str], timeout: float | None = 0) -> list[tuple[object, int, int]]:
-    taken = channel.take(timeout)
-    assert taken is not None, "take() timed out"
-    return list(taken)
+Entry = tuple[object, int, int]
+
+
+def shown(entry: object) -> list[Entry]:
+    """An entry taken as ``(batch, items, bytes)`` in a list; the end as ``[]``."""
+    assert entry is not None, "take() timed out"
+    if entry == END:
+        return []
+    assert isinstance(entry, tuple)
+    return [(entry[0], entry[1], entry[2])]
+
+
+def entries(channel: Channel[str], timeout: float | None = 0) -> list[Entry]:
+    """Every entry that can be taken now, in order (``[]`` at the end of the stream)."""
+    taken = shown(channel.take(timeout))
+    while taken and (entry := channel.take(0)) is not None and entry != END:
+        taken += shown(entry)
+    return taken
 
 
 # -- order and accounting ------------------------------------------------------------------------
@@ -93,7 +107,7 @@ def test_finish_wakes_a_waiting_consumer(background: Starter) -> None:
     consumer = background(lambda: channel.take(None))
     assert not consumer.done.wait(BLOCKED)
     channel.finish(None)
-    assert list(consumer.join()) == []
+    assert shown(consumer.join()) == []
 
 
 def test_put_wakes_a_waiting_consumer(background: Starter) -> None:
@@ -101,7 +115,7 @@ def test_put_wakes_a_waiting_consumer(background: Starter) -> None:
     consumer = background(lambda: channel.take(None))
     assert not consumer.done.wait(BLOCKED)
     channel.put(["x"], 1, 1)
-    assert list(consumer.join()) == [(["x"], 1, 1)]
+    assert shown(consumer.join()) == [(["x"], 1, 1)]
 
 
 # -- the bound -----------------------------------------------------------------------------------
@@ -156,7 +170,7 @@ def test_cancel_wakes_a_waiting_consumer_with_the_end(background: Starter) -> No
     consumer = background(lambda: channel.take(None))
     assert not consumer.done.wait(BLOCKED)
     channel.cancel()
-    assert list(consumer.join()) == []
+    assert shown(consumer.join()) == []
 
 
 def test_cancel_drops_pending_batches_and_refuses_new_ones() -> None:
@@ -167,3 +181,21 @@ def test_cancel_drops_pending_batches_and_refuses_new_ones() -> None:
     assert entries(channel) == []
     assert channel.put(["b"], 1, 1) is False
     assert entries(channel) == []
+
+
+def test_a_tag_travels_with_its_batch() -> None:
+    channel: Channel[str] = Channel(max_items=10, max_bytes=100)
+    channel.put(["a"], 1, 1, "7")
+    channel.put([], 0, 0, "8")
+    assert channel.take(0) == (["a"], 1, 1, "7")
+    assert channel.take(0) == ([], 0, 0, "8")
+
+
+def test_cancel_takes_no_lock_and_may_run_inside_either_side() -> None:
+    # As a finalizer would: cancel() from the producer's own thread, between its checks.
+    channel: Channel[str] = Channel(max_items=1, max_bytes=100)
+    channel.put(["a"], 1, 1)
+    channel.cancel()
+    assert channel.put(["b"], 1, 1) is False  # returns at once, no wait for room
+    assert channel.take(None) == END
+    assert channel.pending() == 0

@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 import requests.adapters
+from _net import RawServer, client_sockets
 
 import sse_sync
 from sse_sync import EventStream, RetryPolicy
-from sse_sync.testing import Script, SSEServer, close, event, hold, respond, send, wait_for
-from tests._net import RawServer, client_sockets
+from sse_sync.testing import Action, Script, SSEServer, close, event, hold, respond, send, wait_for
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
 
@@ -97,7 +97,9 @@ class CountingAdapter(requests.adapters.HTTPAdapter):
         self.sent: list[str] = []  # shared by any copy of the adapter
         super().__init__()
 
-    def send(self, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: object
+    ) -> requests.Response:
         self.sent.append(str(request.url))
         return super().send(request, **kwargs)  # type: ignore[arg-type]
 
@@ -277,11 +279,16 @@ def test_idle_timeout_does_not_count_time_blocked_on_a_full_queue(sse_server: SS
         ([send("retry: " + "9" * 400 + "\n"), event("a"), close()], "retry-400-digits"),
     ],
 )
-def test_a_huge_retry_is_capped(sse_server: SSEServer, script: list[object], label: str) -> None:
+def test_a_huge_retry_is_capped(sse_server: SSEServer, script: list[Action], label: str) -> None:
     sse_server.route("/s", [script])
     delays: list[float] = []
     with sse_sync.connect(sse_server.url_for("/s"), timeout=LONG) as stream:
-        stream.on_retry(lambda error, delay: (delays.append(delay), stream.cancel()))
+
+        def on_retry(error: BaseException | None, delay: float) -> None:
+            delays.append(delay)
+            stream.cancel()
+
+        stream.on_retry(on_retry)
         assert [e.data for e in stream] == ["a"]
     cap = sse_sync.DEFAULT_RETRY.max_server_delay
     assert len(delays) == 1
