@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 import requests.adapters
-from _net import RawServer, client_sockets
+from _net import RawServer, client_sockets, wait_for_client_to_leave
 
 import sse_sync
 from sse_sync import EventStream, RetryPolicy
@@ -76,13 +76,7 @@ def silent_after(
             conn.sendall(answer)
             if answer.endswith(b"\n\n"):
                 return  # close-delimited: the end of the body
-        conn.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                if not conn.recv(65536):
-                    return
-            except TimeoutError:
-                continue
+        wait_for_client_to_leave(conn, stop)
 
     return handler
 
@@ -150,13 +144,7 @@ def resumes_silently(server: RawServer, conn: socket.socket, stop: threading.Eve
     if b"last-event-id" not in request.lower():
         conn.sendall(STREAM_HEAD + b"id: 1\ndata: one\n\n")
         return
-    conn.settimeout(0.05)
-    while not stop.is_set():
-        try:
-            if not conn.recv(65536):
-                return
-        except TimeoutError:
-            continue
+    wait_for_client_to_leave(conn, stop)
 
 
 def test_closing_many_silent_reconnections_takes_no_join_timeouts() -> None:

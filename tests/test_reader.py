@@ -82,13 +82,13 @@ class Script:
         return cast(Connection, outcome)
 
 
-def make_reader(script: Script, policy: RetryPolicy | None = FAST) -> Reader:
+def make_reader(script: Script, policy: RetryPolicy | None = FAST, max_queue: int = 100) -> Reader:
     return Reader(
         name="sse_sync-test",
         transport=cast(Transport, FakeTransport()),
         open_attempt=script,
         decoder=SSEDecoder(),
-        channel=Channel(100, 1 << 20),
+        channel=Channel(max_queue, 1 << 20),
         idle_timeout=None,
         comments=False,
         policy=policy,
@@ -210,18 +210,7 @@ def test_a_cancel_during_the_hand_over_closes_the_new_connection() -> None:
     first = FakeConnection([b"data: a\n\ndata: b\n\n"], then="block")
     second = FakeConnection(then="block")
     script = Script(first, second)
-    reader = Reader(
-        name="sse_sync-test",
-        transport=cast(Transport, FakeTransport()),
-        open_attempt=script,
-        decoder=SSEDecoder(),
-        channel=Channel(1, 1 << 20),
-        idle_timeout=None,
-        comments=False,
-        policy=FAST,
-        method="GET",
-        url="http://fake/",
-    )
+    reader = make_reader(script, max_queue=1)
     reader.thread.start()
     reader.wait_first()
     assert first.reading.wait(5)  # a and b fill the queue
