@@ -258,7 +258,10 @@ def test_kernel_interrupt_without_with_ends_a_waiting_stream_not_a_busy_one(
             f"busy = sse_sync.connect({url!r})\n"
             "for ev in busy:\n"
             "    print('event', ev.id, flush=True)\n"
-            "    time.sleep(60)\n",
+            # Short sleeps: SIGINT may reach another of the kernel's threads, and the main
+            # thread raises KeyboardInterrupt only when it next runs Python code.
+            "    for _ in range(600):\n"
+            "        time.sleep(0.1)\n",
             "event 1",
         )
         assert evaluate("busy.cancelled") == "False"
