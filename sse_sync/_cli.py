@@ -85,7 +85,7 @@ exit status:
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _MAX_TIME_GRACE = 1.0
 # RetriesExhausted says "after 1 reconnection attempts"; the command says it in English.
-_ONE_ATTEMPT = re.compile(r"(\bafter 1 \w+) attempts(\b)")
+_ONE_ATTEMPT = re.compile(r"\b(after 1 \w+) attempts\b")
 _VERBOSE_HELP = "print the sse_sync logger's records, DEBUG and up, to stderr with timestamps"
 _LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 _RESET = "\x1b[0m"
@@ -171,7 +171,7 @@ def _describe(exc: BaseException) -> str:
     """One line for an error: its message, plus the cause or the server's first words."""
     message = str(exc) or type(exc).__name__
     if isinstance(exc, RetriesExhausted) and exc.attempts == 1:
-        message = _ONE_ATTEMPT.sub(r"\1 attempt\2", message)
+        message = _ONE_ATTEMPT.sub(r"\1 attempt", message)
     cause = exc.__cause__
     if isinstance(exc, RetriesExhausted) and cause is not None:
         message += f" (last error: {str(cause) or type(cause).__name__})"
