@@ -8,14 +8,16 @@ The client (and with it requests) is imported only when a URL is streamed, so ``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
+import logging
 import os
 import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -82,6 +84,10 @@ exit status:
 # C0 controls but TAB and LF, DEL, and C1 controls: a server must not drive the terminal.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _MAX_TIME_GRACE = 1.0
+# RetriesExhausted says "after 1 reconnection attempts"; the command says it in English.
+_ONE_ATTEMPT = re.compile(r"\b(after 1 \w+) attempts\b")
+_VERBOSE_HELP = "print the sse_sync logger's records, DEBUG and up, to stderr with timestamps"
+_LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 _RESET = "\x1b[0m"
 _HEAD = "\x1b[36m"  # cyan
 _DIM = "\x1b[2m"
@@ -164,6 +170,8 @@ def _note(message: str) -> None:
 def _describe(exc: BaseException) -> str:
     """One line for an error: its message, plus the cause or the server's first words."""
     message = str(exc) or type(exc).__name__
+    if isinstance(exc, RetriesExhausted) and exc.attempts == 1:
+        message = _ONE_ATTEMPT.sub(r"\1 attempt", message)
     cause = exc.__cause__
     if isinstance(exc, RetriesExhausted) and cause is not None:
         message += f" (last error: {str(cause) or type(cause).__name__})"
@@ -173,6 +181,33 @@ def _describe(exc: BaseException) -> str:
             first = exc.body.strip().splitlines()[0]
             message += ": " + (first if len(first) <= 200 else first[:200] + "...")
     return message
+
+
+class _LogFormatter(logging.Formatter):
+    # Records may quote what a server sent: escaped like everything else this command prints.
+    def format(self, record: logging.LogRecord) -> str:
+        return _escape(super().format(record))
+
+
+@contextlib.contextmanager
+def _logging(verbose: bool) -> Iterator[None]:
+    """While the command runs: with ``-v``, the ``sse_sync`` logger's records from DEBUG up on
+    stderr, one timestamped line each; without it, none printed (not even warnings)."""
+    logger = logging.getLogger("sse_sync")
+    saved = logger.level, logger.propagate
+    handler: logging.Handler = logging.NullHandler()
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_LogFormatter(_LOG_FORMAT, "%H:%M:%S"))
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False  # printed once, here, whatever the root logger does
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 # -- arguments -------------------------------------------------------------------------------
@@ -333,6 +368,7 @@ def _stream_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--comments", action="store_true", help='also print comment lines (heartbeats): ":text"'
     )
+    out.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
     out.add_argument(
         "--color",
         choices=("auto", "always", "never"),
@@ -387,6 +423,11 @@ def _text_stdout() -> TextIO:
 
 def _stream(argv: list[str]) -> int:
     args = _stream_parser().parse_args(argv)
+    with _logging(args.verbose):
+        return _stream_args(args)
+
+
+def _stream_args(args: argparse.Namespace) -> int:
     started = time.monotonic()
     deadline = None if args.max_time is None else started + args.max_time
     out = _text_stdout()
@@ -529,7 +570,9 @@ def _demo(argv: list[str]) -> int:
         "Last-Event-ID.  No network is needed.",
         allow_abbrev=False,
     )
-    parser.parse_args(argv)
+    parser.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
+    args = parser.parse_args(argv)
     from ._demo import run
 
-    return run(_text_stdout())
+    with _logging(args.verbose):
+        return run(_text_stdout())

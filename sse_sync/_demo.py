@@ -23,7 +23,8 @@ TOKENS = (
     " left", " off", ".",
 )  # fmt: skip
 TOKEN_DELAY = 0.04
-TOKENS_DROP_AFTER = 8
+# Cut after " a": no token text near the cut repeats on either side (" token" would look replayed).
+TOKENS_DROP_AFTER = 12
 TICKS = 8
 TICK_DELAY = 0.07
 TICKS_DROP_AFTER = 4
@@ -88,7 +89,10 @@ class _Client:
         self._opened += 1
         if self._opened > 1:
             self.reconnections += 1
-            self.say(f"  >> reconnected with Last-Event-ID: {stream.last_event_id}, resuming")
+            self.say(
+                f"  >> reconnected with Last-Event-ID: {stream.last_event_id}; the server "
+                "resumes after it, nothing is replayed"
+            )
 
     def _on_retry(self, error: BaseException | None, delay: float) -> None:
         why = "the server ended the stream" if error is None else f"connection lost ({error})"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import selectors
@@ -33,7 +34,17 @@ from sse_sync._cli import (
     main,
     use_color,
 )
-from sse_sync.testing import Action, Script, SSEServer, comment, drop, event, hold, wait_for
+from sse_sync.testing import (
+    Action,
+    RecordedRequest,
+    Script,
+    SSEServer,
+    comment,
+    drop,
+    event,
+    hold,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -279,6 +290,78 @@ def test_broken_stream_exits_4(server: SSEServer, option: list[str], words: list
     assert_clean_error(proc, *words)
 
 
+def test_one_reconnection_attempt_is_said_in_the_singular(server: SSEServer) -> None:
+    server.route("/s", [event("before", id="1", retry=10), drop()])
+    proc = run_cli(server.url_for("/s"), "--max-retries", "1")
+    assert proc.returncode == EXIT_NETWORK
+    last = proc.stderr.splitlines()[-1]
+    assert "gave up after 1 reconnection attempt (" in last, proc.stderr
+    assert "attempts" not in last
+
+
+# The CLI with two records logged under sse_sync.stream as it connects, as the library's own
+# lifecycle records would be; the second quotes a control sequence a server might send.
+_WITH_RECORDS = (
+    "import logging, runpy, sse_sync._client as client; real = client.connect\n"
+    "def connect(*args, **kwargs):\n"
+    "    log = logging.getLogger('sse_sync.stream')\n"
+    "    log.debug('connecting to %s', args[0])\n"
+    "    log.warning('server said %r', '\\x1b[2J')\n"
+    "    return real(*args, **kwargs)\n"
+    "client.connect = connect\n"
+    "runpy.run_module('sse_sync', run_name='__main__', alter_sys=True)"
+)
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_verbose_prints_sse_sync_records_on_stderr(server: SSEServer, verbose: bool) -> None:
+    server.route("/s", [event("only")])
+    url = server.url_for("/s")
+    proc = subprocess.run(
+        [sys.executable, "-c", _WITH_RECORDS, url, "--no-retry", *(["-v"] if verbose else [])],
+        cwd=REPO_DIR,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=15,
+        check=False,
+    )
+    assert proc.returncode == EXIT_OK, proc.stderr
+    assert proc.stdout == "[message] only\n"
+    if not verbose:
+        assert proc.stderr == ""  # not even the warning: without -v the CLI prints no records
+        return
+    lines = proc.stderr.splitlines()
+    assert lines[:2] == [
+        f"{lines[0][:12]} DEBUG sse_sync.stream: connecting to {url}",
+        f"{lines[1][:12]} WARNING sse_sync.stream: server said '\\x1b[2J'",
+    ], proc.stderr
+    for line in lines[:2]:
+        assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", line[:12]), line
+
+
+def test_verbose_configures_the_logger_only_while_the_command_runs(server: SSEServer) -> None:
+    logger = logging.getLogger("sse_sync")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    during: list[tuple[int, bool, list[logging.Handler]]] = []
+
+    def record_state(request: RecordedRequest) -> list[Action]:
+        # Runs in the server's thread while main() waits for the response.
+        during.append((logger.getEffectiveLevel(), logger.propagate, list(logger.handlers)))
+        return [event("only")]
+
+    server.route("/s", record_state)
+    assert main([server.url_for("/s"), "--no-retry", "-v"]) == EXIT_OK
+    ((level, propagate, handlers),) = during
+    assert level == logging.DEBUG
+    assert not propagate
+    (handler,) = [h for h in handlers if h not in before[2]]
+    assert isinstance(handler, logging.StreamHandler)
+    assert handler.level == logging.NOTSET
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
 def test_bad_usage_exits_2() -> None:
     proc = run_cli("-n", "0", "http://127.0.0.1:9/")
     assert proc.returncode == EXIT_USAGE
@@ -381,7 +464,18 @@ def test_demo() -> None:
     assert "tick id=8" in out
     # Each stream is cut once and resumed; where exactly depends on what the client had read.
     assert out.count("connection lost") == 2
-    assert len(re.findall(r"reconnected with Last-Event-ID: \d+, resuming", out)) == 2
+    resumed = re.findall(r"reconnected with Last-Event-ID: (\d+); the server resumes after it", out)
+    assert len(resumed) == 2
+    # Every event once, in order, the reconnections included: nothing is replayed ...
+    assert re.findall(r"token id=(\d+)", out) == [str(n) for n in range(1, 22)]
+    assert re.findall(r"tick id=(\d+)", out) == [str(n) for n in range(1, 9)]
+    # ... and no token text near the cut comes back, which would look like a replay.
+    lines = out.splitlines()
+    cut = next(i for i, line in enumerate(lines) if "reconnected with" in line)
+    tokens = [re.findall(r"token id=\d+ +(.*)$", line) for line in lines[cut - 4 : cut + 4]]
+    texts = [found[0] for found in tokens if found]
+    assert len(texts) == 6
+    assert len(set(texts)) == 6, texts
     assert "answered the reconnection with 204" in out
     assert out.splitlines()[-1] == (
         "summary: 30 events received, 2 reconnections, last event id '8'"

@@ -176,3 +176,105 @@ def test_kernel_interrupt_stops_stream_and_leaves_no_thread(server: SSEServer) -
         kc.stop_channels()
         km.shutdown_kernel(now=True)
     assert not km.is_alive()
+
+
+# Run in the kernel: a thread that prints "waiting" once the main thread (where cells run) is
+# blocked in Channel.take, i.e. the loop waits for the next event; nothing else tells.
+TELL_WHEN_WAITING = """\
+import sys, threading, time
+
+def tell_when_waiting():
+    main = threading.main_thread().ident
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        frame, names = sys._current_frames().get(main), []
+        while frame is not None:
+            names.append(frame.f_code.co_name)
+            frame = frame.f_back
+        if "take" in names:
+            print("waiting", flush=True)
+            return
+        time.sleep(0.001)
+"""
+
+LIBRARY_THREADS = "[t.name for t in threading.enumerate() if t.name.startswith('sse_sync-')]"
+# A cancelled reader ends a moment after its socket is shut; give it that moment.
+JOIN_LIBRARY_THREADS = """\
+for thread in threading.enumerate():
+    if thread.name.startswith("sse_sync-"):
+        thread.join(5)
+"""
+
+
+@pytest.mark.usefixtures("kernel_env")
+def test_kernel_interrupt_without_with_ends_a_waiting_stream_not_a_busy_one(
+    server: SSEServer,
+) -> None:
+    """docs/guide/jupyter.md: without ``with``, an interrupt while the loop waits for an event
+    cancels the stream; one that lands in the loop body leaves it open until ``close()``."""
+    server.route("/forever", [event("first", id="1"), hold()])
+    url = server.url_for("/forever")
+    km = KernelManager(kernel_name=KERNEL)
+    km.start_kernel(cwd=str(ROOT))
+    kc = km.client()
+    kc.start_channels()
+
+    def run_until_interrupted(code: str, marker: str) -> None:
+        msg_id = kc.execute(code, stop_on_error=False)
+        seen: list[dict[str, Any]] = []
+        iopub_until(
+            kc,
+            msg_id,
+            lambda m: m["msg_type"] == "stream" and marker in m["content"]["text"],
+            60,
+            seen,
+        )
+        km.interrupt_kernel()
+        reply = shell_reply(kc, msg_id, 30)
+        assert (reply["status"], reply.get("ename")) == ("error", "KeyboardInterrupt"), seen
+
+    def evaluate(expression: str, code: str = "") -> str:
+        """The repr of ``expression`` in the kernel, after running ``code`` there."""
+        check_id = kc.execute(code, user_expressions={"value": expression})
+        check = shell_reply(kc, check_id, 30)
+        assert check["status"] == "ok"
+        value = check["user_expressions"]["value"]
+        assert value["status"] == "ok", value
+        return str(value["data"]["text/plain"])
+
+    try:
+        kc.wait_for_ready(timeout=60)
+        # Waiting for the next event when interrupted: the stream ends, reader and connection.
+        run_until_interrupted(
+            TELL_WHEN_WAITING + "import sse_sync\n"
+            f"waiting = sse_sync.connect({url!r})\n"
+            "for ev in waiting:\n"
+            "    threading.Thread(target=tell_when_waiting).start()\n",
+            "waiting",
+        )
+        server.wait_disconnect(timeout=10)
+        assert evaluate("waiting.cancelled") == "True"
+        assert evaluate(LIBRARY_THREADS, code=JOIN_LIBRARY_THREADS) == "[]"
+        # Busy in the loop body when interrupted: the stream stays open until close().
+        run_until_interrupted(
+            f"busy = sse_sync.connect({url!r})\n"
+            "for ev in busy:\n"
+            "    print('event', ev.id, flush=True)\n"
+            # Short sleeps: SIGINT may reach another of the kernel's threads, and the main
+            # thread raises KeyboardInterrupt only when it next runs Python code.
+            "    for _ in range(600):\n"
+            "        time.sleep(0.1)\n",
+            "event 1",
+        )
+        assert evaluate("busy.cancelled") == "False"
+        assert server.connections_open == 1
+        live = evaluate(LIBRARY_THREADS)
+        assert "-reader" in live, live
+        assert evaluate("busy.cancelled", code="busy.close()") == "True"
+        server.wait_disconnect(timeout=10)
+        assert server.client_disconnects == 2
+        assert evaluate(LIBRARY_THREADS, code=JOIN_LIBRARY_THREADS) == "[]"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert not km.is_alive()

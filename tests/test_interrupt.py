@@ -246,3 +246,58 @@ def test_stream_usable_or_cancelled_after_interrupt_while_waiting(server: SSESer
         interrupt.join()
         stream.close()
     server.wait_disconnect()
+
+
+# -- without `with`: where the interrupt lands decides (docs/guide/jupyter.md) ---------------
+
+
+@pytest.mark.usefixtures("sigint_raises")
+def test_without_with_an_interrupt_while_waiting_cancels_the_stream(server: SSEServer) -> None:
+    server.route("/s", [event("a"), hold()])
+    before = set(threading.enumerate())
+    stream = sse_sync.connect(server.url_for("/s"), **NO_RETRY)
+    readers = new_readers(before)
+    interrupt = SignalWhenWaiting()
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            consume(stream, interrupt)
+        frames = [f.name for f in traceback.extract_tb(caught.value.__traceback__)]
+        assert "take" in frames, frames
+        # Nothing closed the stream, and `stream` still refers to it: the interrupt ended it.
+        assert stream.cancelled
+        readers[0].join(5)
+        assert not readers[0].is_alive()
+        server.wait_disconnect()
+        assert client_sockets(server.port) == 0
+    finally:
+        interrupt.join()
+        stream.close()
+
+
+def test_without_with_an_interrupt_in_the_loop_body_leaves_the_stream_open(
+    server: SSEServer,
+) -> None:
+    gate = threading.Event()
+    server.route("/s", [event("a"), wait_for(gate), event("b"), hold()])
+    before = set(threading.enumerate())
+    stream = sse_sync.connect(server.url_for("/s"), **NO_RETRY)
+    readers = new_readers(before)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            consume(stream, raise_interrupt)
+        # The interrupt came from the consumer's own code: the stream is untouched ...
+        assert not stream.cancelled
+        assert readers[0].is_alive()
+        assert client_sockets(server.port) == 1
+        assert server.client_disconnects == 0
+        # ... and goes on delivering until it is closed.
+        gate.set()
+        after = stream.next_event(timeout=10)
+        assert after is not None
+        assert after.data == "b"
+    finally:
+        gate.set()
+        stream.close()
+    assert not readers[0].is_alive()
+    server.wait_disconnect()
+    assert client_sockets(server.port) == 0
