@@ -291,7 +291,8 @@ def test_broken_stream_exits_4(server: SSEServer, option: list[str], words: list
 
 
 def test_one_reconnection_attempt_is_said_in_the_singular(server: SSEServer) -> None:
-    server.route("/s", [event("before", id="1", retry=10), drop()])
+    # A connection that delivered resets the count: the reconnection must fail on its own.
+    server.route("/s", [[event("before", id="1", retry=10), drop()], [drop()]])
     proc = run_cli(server.url_for("/s"), "--max-retries", "1")
     assert proc.returncode == EXIT_NETWORK
     last = proc.stderr.splitlines()[-1]
