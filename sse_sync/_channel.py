@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from queue import Empty, SimpleQueue
 from typing import Generic, TypeVar
 
@@ -61,12 +62,22 @@ class Channel(Generic[T]):
             or self._put_bytes - self._done_bytes >= self._max_bytes
         )
 
-    def put(self, batch: object, nitems: int, nbytes: int, tag: str | None = None) -> bool:
-        """Append a batch, waiting while the channel is full; ``False`` once cancelled.
+    def put(
+        self,
+        batch: object,
+        nitems: int,
+        nbytes: int,
+        tag: str | None = None,
+        give_up: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Append a batch, waiting while the channel is full; ``False`` once cancelled, or
+        (without appending) once ``give_up()`` is true when :meth:`nudge` wakes the wait.
 
         A batch always fits into an empty channel, so one oversized batch cannot deadlock.
         """
         while self._full() and not self.cancelled:
+            if give_up is not None and give_up():
+                return False
             self._producer_waiting = True
             if self._full() and not self.cancelled:
                 self._to_producer.get()
@@ -86,6 +97,10 @@ class Channel(Generic[T]):
             self.error = error
             self.finished = True
         self._to_consumer.put(None)
+
+    def nudge(self) -> None:
+        """Wake a producer waiting for room, so that it asks its ``give_up`` again."""
+        self._to_producer.put(None)
 
     def cancel(self) -> None:
         """Drop what is pending and wake both sides; later ``put`` calls return ``False``.

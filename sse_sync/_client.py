@@ -303,9 +303,11 @@ class _Stream(Generic[T]):
 
         Iteration ends (no error) and the reader thread closes the connection and exits, in
         whatever state it is: connecting, waiting for headers, reading a silent socket,
-        blocked on a full queue, or waiting to reconnect.
+        blocked on a full queue, or waiting to reconnect.  :attr:`done` is then true: no
+        event is delivered after it.
         """
         self._reader.cancel()
+        self._consumer.done.set()
 
     def restart(self) -> None:
         """Drop the current connection and reconnect at once, as if the server had dropped it

@@ -194,6 +194,7 @@ class Reader:
         self.opened = False
         self.stopped_by_server = False
         self.delivered = 0  # items delivered by the current connection
+        self._held: tuple[list[Any], int, int, str | None] | None = None
         self._tracker = Tracker()
         self.thread = threading.Thread(target=self.run, name=f"{name}-reader", daemon=True)
         # Counters for stats(); each has this thread as its only writer.
@@ -215,9 +216,14 @@ class Reader:
     def restart(self) -> None:
         """Drop the connection, or end the wait, and make a new attempt at once."""
         self.restart_requested = True
+        # Blocked on a full queue, the reader keeps the batch in hand for later and goes on.
+        self.channel.nudge()
         waker = self._waker
         if waker is not None:
             waker()
+
+    def _restart_due(self) -> bool:
+        return self.restart_requested
 
     def wait_first(self) -> Connection | BaseException | None:
         """Block until the first connection opened or failed (``None``: cancelled first)."""
@@ -251,6 +257,8 @@ class Reader:
                 self._log_error(exc)
         finally:
             self._waker = None
+            if not self.cancelled:
+                self._hand_over_held()
             self.transport.release()
             _discard(self.decoder)
             self.state = CLOSED
@@ -386,6 +394,10 @@ class Reader:
                 status=conn.status,
                 elapsed_ms=(time.monotonic() - started) * 1000,
             )
+            if not self._hand_over_held():
+                conn.close()
+                tracker.close()
+                return None
             first = not self.opened
             self.opened = True
             if conn.status == 204:
@@ -411,6 +423,11 @@ class Reader:
                 self._end(conn, self.connected_since)
                 return None
             return conn
+
+    def _hand_over_held(self) -> bool:
+        # The batch kept back by a restart() on a full queue, before anything newer.
+        held, self._held = self._held, None
+        return held is None or self.channel.put(*held)
 
     def _read(self, conn: Connection) -> None:
         # Read one connection to its end, counting the items delivered in self.delivered.
@@ -441,7 +458,11 @@ class Reader:
                     sent_id = decoder.last_event_id
                     # Tagged only when a block with an id and no data follows the last event.
                     tag = None if getattr(events[-1], "id", None) == sent_id else sent_id
-                    if not put(events, len(events), pending, tag):
+                    if not put(events, len(events), pending, tag, self._restart_due):
+                        if not self.cancelled:
+                            # restart() while the queue is full: these events go first on
+                            # the new connection, after it has been opened at once.
+                            self._held = (events, len(events), pending, tag)
                         return
                     pending = 0
                     if idle is not None:

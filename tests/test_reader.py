@@ -7,6 +7,7 @@ paces attempts, and how cancel() and restart() reach each phase.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
@@ -222,3 +223,41 @@ def test_a_cancel_during_the_hand_over_closes_the_new_connection() -> None:
     assert not reader.thread.is_alive()
     assert second.closed
     assert not second.reading.is_set()  # never read after the cancel
+
+
+def test_restart_on_a_full_queue_opens_at_once_and_keeps_the_events_in_hand() -> None:
+    first = FakeConnection([b"id: 1\ndata: a\n\n", b"id: 2\ndata: b\n\n", b"id: 3\ndata: c\n\n"])
+    first.then = "block"
+    script = Script(first, FakeConnection([b"data: d\n\n"], then="block"))
+    reader = make_reader(script, RetryPolicy(initial_delay=60, jitter=0), max_queue=1)
+    reader.thread.start()
+    reader.wait_first()
+    assert script.attempted.acquire(timeout=5)
+    # a is queued; the reader holds b and waits for room.  Nothing is consumed.
+    while "put" not in {f.f_code.co_name for f in _frames(reader.thread)}:
+        reader.thread.join(0.001)
+    reader.restart()
+    assert script.attempted.acquire(timeout=5)  # the new request went out at once
+    assert script.sent == ["", "2"]  # resumes after b, which the reader holds
+    got: list[Any] = []
+    while len(got) < 5:
+        entry = reader.channel.take(5)
+        assert entry is not None
+        batch, items, size, _ = entry
+        if isinstance(batch, list):
+            got.extend(e.data for e in batch)
+            reader.channel.release(items, size)
+        else:
+            got.append(type(batch).__name__)
+    # c was never read: the old connection was dropped, and the server resends it after "2".
+    assert got == ["Opened", "a", "b", "Opened", "d"]
+    reader.cancel()
+    reader.thread.join(1)
+    assert not reader.thread.is_alive()
+
+
+def _frames(thread: threading.Thread) -> Iterator[Any]:
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        yield frame
+        frame = frame.f_back
