@@ -117,8 +117,6 @@ class FaultServer:
         self._conns: list[_Conn] = []
         self._threads: list[threading.Thread] = []
         self.served: list[Served] = []
-        self.streams = 0
-        """Responses that started an event stream (status 200)."""
         self.bytes_sent = 0
         """Body bytes of event streams sent."""
         self.bursts_done = 0
@@ -239,10 +237,12 @@ class FaultServer:
 
     def _send(self, conn: _Conn, data: bytes, *, body: bool = True) -> None:
         self._check(conn)
-        conn.sock.sendall(data)
         if body:
+            # Counted first: the client may have read them before sendall() returns here.
             with self._lock:
                 self.bytes_sent += len(data)
+                self._lock.notify_all()
+        conn.sock.sendall(data)
 
     def _pause(self, conn: _Conn, seconds: float) -> None:
         if conn.kick.wait(seconds) or self._stop.is_set():
@@ -261,14 +261,6 @@ class FaultServer:
         with self._lock:
             behaviour = Behaviour.NORMAL if path == OTHER_PATH else self.behaviour
             self.served.append(Served(path, last_id, behaviour))
-            if behaviour in (
-                Behaviour.NORMAL,
-                Behaviour.SILENT_BODY,
-                Behaviour.PARTIAL_DROP,
-                Behaviour.RESET,
-                Behaviour.TRICKLE,
-            ):
-                self.streams += 1
             self._lock.notify_all()
         n = last_id + 1
         if behaviour is Behaviour.SILENT_HEADERS:

@@ -34,7 +34,9 @@ bounds are the documented ones (1 ms, 100 ms) times ``SSE_SYNC_LIFECYCLE_SLACK``
 Pausing (``pause``) is one of the model's actions, not synchronisation: it lets the reader move
 on to another window of its lifecycle (a backoff wait, a reconnection's header wait) before the
 next action.  ``test_every_state_meets_every_action`` visits each (reader state x action) pair
-once, deterministically; the state machine explores sequences of them.
+once, deterministically; the state machine explores sequences of them.  A broken promise does
+not stop a run: every one is collected, each on a line naming the step, and reported at the end.
+``test_invariants_catch_injected_bugs`` shows that each kind of check can fail.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ CANCEL_CLEANUP = 1.0 * SLACK
 """After cancel() (not close()), the reader and its socket go "at once": this long at most."""
 SOAK_SECONDS = float(os.environ.get("SSE_SYNC_SOAK_SECONDS", "0") or 0)
 TIMEOUT = (5.0, 30.0)
+
+HANDLER = "a message handler"
 
 FIRST_BEHAVIOURS = [b for b in Behaviour if b is not Behaviour.SILENT_HEADERS]
 """What the first connection may meet: connect() itself has only its timeouts to end a wait."""
@@ -159,6 +163,7 @@ class Harness:
     def _reset_records(self) -> None:
         self.delivered: list[int] = []
         self.cancel_returned: float | None = None
+        self.late_handler_calls = 0
         self.cancel_asked = False
         self.closed = False
         self.was_done = False
@@ -214,10 +219,18 @@ class Harness:
         with self.lock:
             cancel_returned = self.cancel_returned
             self.delivered.append(int(ev.id))
-        if cancel_returned is not None and started > cancel_returned:
+        late = cancel_returned is not None and started > cancel_returned
+        if late and (who != HANDLER or self._late_handler_call()):
             self.violation(f"no event after cancel(): {who} got event {ev.id}")
         if ev.data != ev.id:
             self.violation(f"event {ev.id} carries data {ev.data!r}")
+
+    def _late_handler_call(self) -> bool:
+        # The dispatcher may have taken an event out of the stream just before cancel() and
+        # call its handler just after: that one call is in flight, not delivered after cancel.
+        with self.lock:
+            self.late_handler_calls += 1
+            return self.late_handler_calls > 1
 
     def escaped(self, exc: BaseException, where: str) -> None:
         """An exception left a public call: only SSEError and the handlers' Boom may."""
@@ -383,7 +396,7 @@ class Harness:
                 raise Boom(what)
 
         def on_message(ev: Event) -> None:
-            self.deliver(ev, entered(), "a message handler")
+            self.deliver(ev, entered(), HANDLER)
             boom("message")
 
         def on_open(_: object) -> None:
@@ -581,6 +594,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.step = 0
         self.last = ""
         self.found: list[str] = []
+        self.seen: set[str] = set()
 
     def did(self, what: str) -> None:
         self.step += 1
@@ -716,7 +730,11 @@ class LifecycleMachine(RuleBasedStateMachine):
             self.record(self.h.collect())
 
     def record(self, violations: list[str]) -> None:
-        self.found.extend(f"step {self.step} ({self.last}): {v}" for v in violations)
+        # Each broken promise once, at the first step it was seen broken.
+        for v in violations:
+            if v not in self.seen:
+                self.seen.add(v)
+                self.found.append(f"step {self.step} ({self.last}): {v}")
 
     def teardown(self) -> None:
         try:
@@ -728,10 +746,11 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert not self.found, "broken promises:\n" + "\n".join(self.found)
 
 
-# Sized so that the bounded run takes well under a minute on this 2-core machine.
+# Sized so that the bounded run takes about half a minute on this 2-core machine when every
+# promise holds (shrinking a failure takes longer).
 BOUNDED = settings(
-    max_examples=25,
-    stateful_step_count=12,
+    max_examples=30,
+    stateful_step_count=15,
     deadline=None,
     derandomize=True,
     print_blob=True,
@@ -751,9 +770,9 @@ def test_lifecycle_model() -> None:
 @pytest.mark.soak
 @pytest.mark.timeout(180 + SOAK_SECONDS)
 def test_soak_lifecycle_model() -> None:
-    # CI runs soak tests too, so by default this is one more bounded round with random seeds;
-    # SSE_SYNC_SOAK_SECONDS asks for more rounds until that time is up.
-    soak = settings(BOUNDED, derandomize=False, max_examples=25, stateful_step_count=30)
+    # CI runs soak tests too, so by default this is one short round of longer runs with fresh
+    # random seeds; SSE_SYNC_SOAK_SECONDS asks for more rounds until that time is up.
+    soak = settings(BOUNDED, derandomize=False, max_examples=10, stateful_step_count=40)
     deadline = time.monotonic() + SOAK_SECONDS
     run_machine(soak)
     while time.monotonic() < deadline:
@@ -868,10 +887,18 @@ ACTIONS: dict[str, Callable[[Harness], None]] = {
 }
 
 
+# Every pair once; the session alternates so that each state and each action meets both the
+# private session and a user's session with an HTTPAdapter subclass.
+PAIRS = [
+    pytest.param(state, action, (i + j) % 2 == 1, id=f"{state.name}-{action}-{session}")
+    for i, state in enumerate(STATES)
+    for j, action in enumerate(ACTIONS)
+    for session in [("private", "user session")[(i + j) % 2]]
+]
+
+
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("user_session", [False, True], ids=["private", "user-session"])
-@pytest.mark.parametrize("action", list(ACTIONS))
-@pytest.mark.parametrize("state", STATES, ids=[s.name for s in STATES])
+@pytest.mark.parametrize(("state", "action", "user_session"), PAIRS)
 def test_every_state_meets_every_action(state: State, action: str, user_session: bool) -> None:
     with FaultServer() as server:
         h = Harness(
