@@ -143,7 +143,6 @@ class Dispatch:
     reported: list[str] = field(default_factory=list)
     closed: int = 0
     outcome: str | None = None
-    handler_entries: list[float] = field(default_factory=list)
 
 
 class Harness:
@@ -395,8 +394,6 @@ class Harness:
 
         def entered() -> float:
             now = time.perf_counter()
-            with self.lock:
-                d.handler_entries.append(now)
             if d.fired and d.mode == "stop":
                 self.violation(
                     f"no handler runs after a handler's exception stopped dispatch ({kind})"
@@ -472,6 +469,10 @@ class Harness:
                 self.violation("every wait is finite: run() still running after close()")
         if d.closed != 1:
             self.violation(f"on_close runs once when dispatch ends: it ran {d.closed} times")
+        if d.fired and not d.on_error and d.outcome not in (None, "Boom"):
+            self.violation(f"an unreported handler exception is raised from {d.how}: {d.outcome}")
+        if d.on_error and d.outcome not in (None, "returned"):
+            self.violation(f"with on_error, errors are reported, not raised: {d.outcome}")
         if d.on_error and d.mode == "continue" and len(d.reported) < len(d.fired):
             self.violation(
                 f"handler_errors='continue' reports each handler exception: {len(d.fired)} "
@@ -483,6 +484,8 @@ class Harness:
         promises not yet collected."""
         if self.stream is not None:
             self.close()
+        if self.adapter is not None and self.server.requests() and not self.adapter.sent:
+            self.violation("the user's mounted adapter carried the requests: it sent none")
         violations = self.collect()
         if self.session is not None:
             self.session.close()
