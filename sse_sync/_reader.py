@@ -407,6 +407,7 @@ class Reader:
                 self._log(logging.INFO, "%s the server answered 204: stream over", self.name)
                 self.channel.put(Opened(conn) if first else Stopped(conn), 0, 0)
                 if first:
+                    self.connections += 1  # the first connection counts, whatever it said
                     self.first = conn
                     self._first_known.set()
                 conn.close()
