@@ -20,8 +20,10 @@ Checked on every input:
    a limit that is never exceeded changes nothing either.  ``iter_events`` and ``decode`` agree.
 3. On a limit error, everything delivered before it (earlier feeds plus ``error.events``) is a
    prefix of that one-chunk result, the error repeats on later feeds, and ``close()`` recovers.
-4. After every feed the private buffers are within the limits: the unfinished line (``_parts``,
-   ``_plen``) and the open event's data (``_data``, ``_dsize``).  The decoder checks these after
+4. After every feed the private buffers are within the limits: the unfinished line (the end of
+   ``_parts``, with ``_room`` the bytes it may still take), whole lines held with it (only while
+   no event is open, never a blank line, at most ``_SMALL`` bytes) and the open event's data
+   (``_data``, ``_dsize``).  The decoder checks these after
    each feed, so the strict bound is asserted, not merely "limit plus one chunk".
 5. A one-chunk decoder with the same limits ends the same way: the same events, the same error
    class.  The limits are defined on lines and events, not on how the bytes arrived.  Comments
@@ -50,13 +52,15 @@ import atheris  # type: ignore[import-untyped, import-not-found, unused-ignore]
 # the package __init__ imports every decoder module, so all of them are instrumented here.
 with atheris.instrument_imports(include=["sse_sync"]):
     from sse_sync._decoder import (
+        _DATA_PREFIX,
+        _SMALL,
         DEFAULT_MAX_EVENT_SIZE,
-        DEFAULT_MAX_LINE_LENGTH,
         SSEDecoder,
         decode,
         iter_events,
     )
     from sse_sync._errors import EventTooLarge, LimitExceeded, LineTooLong
+    from sse_sync._lines import PIECE
     from sse_sync._models import Comment, Event
 
 # int() refuses more digits than this (Python 3.11+), which the decoder must survive; 640 is the
@@ -98,7 +102,8 @@ class Case:
 
     @property
     def max_line(self) -> int:
-        return self.limits.get("max_line_length", DEFAULT_MAX_LINE_LENGTH)
+        # Without max_line_length a line may be as long as a data line of the largest event.
+        return self.limits.get("max_line_length", self.max_event + _DATA_PREFIX)
 
     @property
     def max_event(self) -> int:
@@ -220,9 +225,25 @@ def write_seeds(directory: Path) -> int:
 
 def check_buffers(decoder: SSEDecoder, case: Case) -> None:
     """Property 4: what the decoder holds between feeds is within its limits."""
-    parts = decoder._parts
-    assert decoder._plen == sum(map(len, parts)), f"_plen {decoder._plen} != pieces {parts!r}"
-    assert decoder._plen <= case.max_line, f"unfinished line of {decoder._plen} bytes held"
+    held = b"".join(decoder._parts)
+    lines, _, unfinished = held.rpartition(b"\n")
+    assert decoder._max_line == case.max_line, f"line limit {decoder._max_line}"
+    # Pieces may come uncounted only while there is room for them (see sse_sync._lines).
+    uncounted = decoder._parts[decoder._cap - decoder._room // PIECE :]
+    counted = len(held) - sum(map(len, uncounted))
+    whole = len(lines) + 1 if b"\n" in held else 0  # whole lines held, all in the first piece
+    assert decoder._room == case.max_line - (counted - whole), f"_room for {held!r}"
+    assert all(len(piece) <= PIECE for piece in uncounted), f"uncounted {uncounted!r}"
+    assert len(unfinished) <= case.max_line, f"unfinished line of {len(unfinished)} bytes held"
+    assert 13 not in held, f"a CR held: {held!r}"
+    if lines:
+        # Whole lines wait with the unfinished one only while no event is open, and only until
+        # a blank line could end their event.
+        assert decoder._idle, f"lines held with an event open: {held!r}"
+        assert not case.items, f"lines held for feed_items(): {held!r}"
+        assert len(lines) < _SMALL, f"{len(lines)} bytes of whole lines held"
+        assert b"\n\n" not in held, f"a blank line held: {held!r}"
+        assert held[0] != 10, f"a blank line held: {held!r}"
     data = decoder._data
     joined = sum(map(len, data)) + len(data) - 1 if data else 0
     assert joined <= case.max_event, f"open event of {joined} bytes held"

@@ -23,7 +23,7 @@ values delivered plus the error that stopped the stream, if any.  Checked on eve
 3. On :class:`LineTooLong`, the values delivered before it (earlier feeds plus ``error.events``)
    are a prefix of the reference's.  After any error from ``feed()`` the error repeats on later
    feeds, ``close()`` then returns ``[]``, and the decoder works again.
-4. After every feed the unfinished line (``_parts``, ``_plen``) is within ``max_line_length``,
+4. After every feed the unfinished line (``_parts``, ``_room``) is within ``max_line_length``,
    plus the one CR that may be the first half of its CRLF; the decoder checks this after each
    feed, so the strict bound is asserted, not merely "limit plus one chunk".
 5. A one-chunk decoder with the same limit has the same outcome.
@@ -52,9 +52,13 @@ import atheris  # type: ignore[import-untyped, import-not-found, unused-ignore]
 # Instrument the package so that libFuzzer sees which branches of the decoder an input reaches;
 # the package __init__ imports every decoder module, so all of them are instrumented here.
 with atheris.instrument_imports(include=["sse_sync"]):
-    from sse_sync._decoder import DEFAULT_MAX_LINE_LENGTH
     from sse_sync._errors import LineTooLong, NDJSONDecodeError
-    from sse_sync._ndjson import NDJSONDecoder, decode_ndjson, iter_ndjson
+    from sse_sync._ndjson import (
+        DEFAULT_MAX_NDJSON_LINE_LENGTH,
+        NDJSONDecoder,
+        decode_ndjson,
+        iter_ndjson,
+    )
 
 # int() refuses more digits than this (Python 3.11+), so json.loads raises a ValueError that is
 # not a JSONDecodeError; 640 is the lowest setting, which puts that within a fuzzer's reach.
@@ -90,7 +94,7 @@ class Case:
 
     @property
     def max_line(self) -> int:
-        return self.limits.get("max_line_length", DEFAULT_MAX_LINE_LENGTH)
+        return self.limits.get("max_line_length", DEFAULT_MAX_NDJSON_LINE_LENGTH)
 
 
 @dataclass
@@ -194,8 +198,8 @@ def write_seeds(directory: Path) -> int:
 def check_buffers(decoder: NDJSONDecoder, case: Case) -> None:
     """Property 4: what the decoder holds between feeds is within its limit."""
     parts = decoder._parts
-    plen = decoder._plen
-    assert plen == sum(map(len, parts)), f"_plen {plen} != pieces {parts!r}"
+    plen = sum(map(len, parts))
+    assert decoder._room == decoder._max_line - plen, f"_room {decoder._room} != pieces {parts!r}"
     # One byte over is allowed only for a CR that the next chunk's LF may turn into a CRLF.
     assert plen <= case.max_line or (plen == case.max_line + 1 and parts[-1].endswith(b"\r")), (
         f"unfinished line of {plen} bytes held: {parts!r}"
@@ -212,7 +216,7 @@ def check_error(error: DecoderError, case: Case) -> None:
 
 def check_after_error(decoder: NDJSONDecoder, error: DecoderError, case: Case) -> None:
     assert not decoder._parts, f"line pieces kept after {error!r}"
-    assert decoder._plen == 0, f"_plen {decoder._plen} after {error!r}"
+    assert decoder._room == decoder._max_line, f"_room {decoder._room} after {error!r}"
     # The stream stays failed until close(), which then returns nothing.
     again: DecoderError | None = None
     try:
