@@ -7,12 +7,6 @@ at that LF.  The bytes of a byte order mark split across the first chunks are he
 known whether they are one.  Memory is bounded by ``max_line_length``: ``_room`` counts the
 bytes the unfinished line may still take, and the decoder raises once it goes negative.
 
-A decoder's per-chunk fast path may append a piece of at most ``PIECE`` bytes with no line break
-without counting it, while ``len(_parts) < _cap``: ``_cap`` leaves room for that many such
-pieces, so the bound holds after every feed, and the pieces are counted when the cap is reached
-or a line ends.  Counting every piece as it comes (an int subtraction and store) cost about a
-fifth of a 1-byte feed.
-
 What a line ending is stays with each decoder (SSE ends lines at CR, LF and CR LF; NDJSON at LF
 only, a CR before it being part of the line until the decoder drops it).
 """
@@ -21,15 +15,12 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ("PIECE", "UNLIMITED", "BytesLike", "LineBuffer", "as_bytes", "limit")
+__all__ = ("UNLIMITED", "BytesLike", "LineBuffer", "as_bytes", "limit")
 
 BytesLike = bytes | bytearray | memoryview
 """What the decoders take: bytes, or a bytes-like object that they copy before keeping."""
 
 UNLIMITED = sys.maxsize
-
-PIECE = 256
-"""The largest piece a decoder's fast path appends uncounted (see above)."""
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -62,16 +53,27 @@ class LineBuffer:
     buffer's fields as their own, with no attribute hop (a measurable share of a 1-byte feed).
     """
 
-    __slots__ = ("_bom", "_cap", "_max_line", "_parts", "_room")
+    __slots__ = ("_bom", "_error", "_max_line", "_parts", "_room")
 
     _max_line: int  # set by the decoder, from its max_line_length
+    _error: Exception | None  # the error that broke the stream, raised again by every feed
 
     def _start(self) -> None:
         # A new stream: nothing held, and a BOM possible again.
         self._bom: bytes | None = b""  # bytes seen while a leading BOM is still possible
         self._parts: list[bytes] = []  # pieces of the unfinished line
         self._room = self._max_line  # bytes the unfinished line may still take
-        self._cap = self._room // PIECE  # len(_parts) up to which pieces may come uncounted
+
+    def _admit(self, data: BytesLike) -> bytes:
+        # What every feed does first: take bytes of our own, raise the stream's error again,
+        # and strip a BOM at its start.
+        if type(data) is not bytes:
+            data = as_bytes(data)
+        if self._error is not None:
+            raise self._error
+        if self._bom is not None:
+            return self._strip_bom(data)
+        return data
 
     def _strip_bom(self, data: bytes) -> bytes:
         # Only called while self._bom is not None: at the very start of a stream.
@@ -84,15 +86,10 @@ class LineBuffer:
 
     def _hold(self, data: bytes) -> int:
         # data has no line break: it continues the unfinished line.  The room left is returned,
-        # for the decoder to raise its own error when it is negative.  The pieces appended
-        # uncounted since the last count are those past the index the cap was set from.
-        parts = self._parts
-        room = self._room
-        uncounted = parts[self._cap - room // PIECE :]
-        parts.append(data)
-        room -= len(data) + sum(map(len, uncounted))
+        # for the decoder to raise its own error when it is negative.
+        self._parts.append(data)
+        room = self._room - len(data)
         self._room = room
-        self._cap = len(parts) + room // PIECE
         return room
 
     def _joined(self, data: bytes) -> bytes:
@@ -110,8 +107,7 @@ class LineBuffer:
         rest = data[end:]
         if rest:
             self._parts = [rest]
-        self._room = room = self._max_line - len(rest)
-        self._cap = len(self._parts) + room // PIECE
+        self._room = self._max_line - len(rest)
         return data[:end] if rest else data
 
     def _tail(self) -> bytes:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._decoder import _pump
 from ._errors import LimitExceeded, LineTooLong, NDJSONDecodeError
-from ._lines import BytesLike, LineBuffer, as_bytes, limit
+from ._lines import BytesLike, LineBuffer, limit
 
 if TYPE_CHECKING:
     from ._ndjson_client import NDJSONStream, connect_ndjson
@@ -70,7 +70,7 @@ class NDJSONDecoder(LineBuffer):
     Not thread-safe: one decoder belongs to one reader.
     """
 
-    __slots__ = ("_error", "_line", "_loads")
+    __slots__ = ("_line", "_loads")
 
     def __init__(
         self,
@@ -105,12 +105,7 @@ class NDJSONDecoder(LineBuffer):
         ``data`` is bytes or any bytes-like object (a bytearray or memoryview is copied, so the
         caller may reuse its buffer); ``str`` raises :class:`TypeError`.
         """
-        if type(data) is not bytes:
-            data = as_bytes(data)
-        if self._error is not None:
-            raise self._error
-        if self._bom is not None:
-            data = self._strip_bom(data)
+        data = self._admit(data)
         end = data.rfind(b"\n") + 1
         if not end:
             if data and self._hold(data) < 0 and self._over(data):

@@ -60,7 +60,6 @@ with atheris.instrument_imports(include=["sse_sync"]):
         iter_events,
     )
     from sse_sync._errors import EventTooLarge, LimitExceeded, LineTooLong
-    from sse_sync._lines import PIECE
     from sse_sync._models import Comment, Event
 
 # int() refuses more digits than this (Python 3.11+), which the decoder must survive; 640 is the
@@ -228,12 +227,7 @@ def check_buffers(decoder: SSEDecoder, case: Case) -> None:
     held = b"".join(decoder._parts)
     lines, _, unfinished = held.rpartition(b"\n")
     assert decoder._max_line == case.max_line, f"line limit {decoder._max_line}"
-    # Pieces may come uncounted only while there is room for them (see sse_sync._lines).
-    uncounted = decoder._parts[decoder._cap - decoder._room // PIECE :]
-    counted = len(held) - sum(map(len, uncounted))
-    whole = len(lines) + 1 if b"\n" in held else 0  # whole lines held, all in the first piece
-    assert decoder._room == case.max_line - (counted - whole), f"_room for {held!r}"
-    assert all(len(piece) <= PIECE for piece in uncounted), f"uncounted {uncounted!r}"
+    assert decoder._room == case.max_line - len(unfinished), f"_room {decoder._room} for {held!r}"
     assert len(unfinished) <= case.max_line, f"unfinished line of {len(unfinished)} bytes held"
     assert 13 not in held, f"a CR held: {held!r}"
     if lines:
