@@ -561,33 +561,53 @@ def _pump(
 
 
 def _iter_events(decoder: SSEDecoder, chunks: Iterable[BytesLike]) -> Iterator[Event]:
-    # _pump(decoder.feed, ...) with feed()'s whole-event path inlined, the one copy of it that
-    # pays: on a stream of one event per chunk it saves a quarter of the instructions (5.1k
-    # against 6.9k an event, python -m tests.benchmarks.instructions --only tokens).  It reads
-    # what feed() itself tests, the decoder's _clean and _last_id, after each real feed.
+    # _pump(decoder.feed, ...) with feed()'s two per-chunk paths inlined, the copies that pay
+    # here, where a generator's locals cost less than a call and attribute stores: the
+    # whole-event path takes a stream of one event per chunk from 6.9k to 5.1k instructions an
+    # event, the unfinished-line path one cut into 1-byte chunks from 187k to 128k
+    # (python -m tests.benchmarks.instructions --only tokens --only tokens/1B).  The decoder's
+    # state is read after each real feed, and the room left written back before the next one.
     feed = decoder.feed
-    clean = False
+    clean = plain = False
     last_id = ""
+    parts = decoder._parts
+    room = decoder._room
+    fast_limit = decoder._fast_limit
     for chunk in chunks:
-        if clean and chunk[:6] == b"data: " and chunk[-1] == 10:
-            middle = (
-                chunk[6:-2] if chunk[-2] == 10 else chunk[6:-4] if chunk[-4:-1] == _CRLFCR else _LF
-            )
-            if 10 not in middle and 13 not in middle and len(chunk) <= decoder._fast_limit:
-                event = _new(Event)
-                event.event = "message"
-                try:
-                    event.data = middle.decode()  # type: ignore[union-attr]
-                except UnicodeDecodeError:
-                    event.data = middle.decode("utf-8", "replace")  # type: ignore[union-attr]
-                except AttributeError:
-                    event.data = str(middle, "utf-8", "replace")  # a memoryview: see _message
-                event.id = last_id
-                event.retry = None
-                yield event
+        if clean:
+            if chunk[:6] == b"data: " and chunk[-1] == 10:
+                middle = (
+                    chunk[6:-2]
+                    if chunk[-2] == 10
+                    else chunk[6:-4]
+                    if chunk[-4:-1] == _CRLFCR
+                    else _LF
+                )
+                if 10 not in middle and 13 not in middle and len(chunk) <= fast_limit:
+                    event = _new(Event)
+                    event.event = "message"
+                    try:
+                        event.data = middle.decode()  # type: ignore[union-attr]
+                    except UnicodeDecodeError:
+                        event.data = middle.decode("utf-8", "replace")  # type: ignore[union-attr]
+                    except AttributeError:
+                        event.data = str(middle, "utf-8", "replace")  # a memoryview: see _message
+                    event.id = last_id
+                    event.retry = None
+                    yield event
+                    continue
+        elif plain and type(chunk) is bytes and 10 not in chunk and 13 not in chunk:
+            size = len(chunk)
+            if size <= room:
+                parts.append(chunk)
+                room -= size
                 continue
+        decoder._room = room
         events = feed(chunk)
         clean = decoder._clean
+        plain = decoder._plain
+        parts = decoder._parts
+        room = decoder._room
         last_id = decoder._last_id
         if events:
             yield from events
