@@ -1,7 +1,7 @@
 """A sans-IO, incremental decoder for ``text/event-stream`` (WHATWG HTML, section 9.2.5-9.2.6).
 
 Strategy: bytes in, events out, no I/O and no imports beyond the standard library, attrs and this
-package's models and errors.  Each ``feed()`` does as much as possible in C:
+package's models, errors and line buffer.  Each ``feed()`` does as much as possible in C:
 
 1. Line endings are normalised to LF with two ``bytes.replace`` calls.  A CR that ends a chunk
    is a line break at once (so its event is dispatched without waiting); if the next chunk then
@@ -11,10 +11,12 @@ package's models and errors.  Each ``feed()`` does as much as possible in C:
    value on its own (UTF-8, invalid bytes become U+FFFD) gives what decoding the whole stream
    would, and slicing bytes is cheaper than slicing non-ASCII text.
 3. A chunk that is exactly one ``data: ...`` event, what servers flush, becomes an event
-   without touching any state (in ``feed()``, and inlined in ``iter_events()``, which also holds
-   the unfinished line itself, so that small chunks reassemble into whole events that take it).
-4. The bytes after the last LF are the start of the next line, kept as a list of pieces so that a
-   long line arriving in small chunks costs linear time, not quadratic.
+   without touching any state.
+4. The bytes after the last LF are the start of the next line, kept by the shared
+   :class:`~sse_sync._lines.LineBuffer`.  Small chunks are reassembled there: a chunk with no
+   line break is only appended (the cheapest path of all, which a stream read a few bytes at a
+   time takes most), and while no event is open, whole lines wait there too until a blank line
+   can end their event, so that a stream cut small reaches step 3 as whole events.
 
 Memory is bounded by the two limits (the unfinished line and the unfinished event's data), never
 by the length of the stream.  After a limit error the current stream is unusable: call
@@ -23,11 +25,11 @@ by the length of the stream.  After a limit error the current stream is unusable
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Literal, TypeAlias, TypeVar, overload
+from typing import Literal, TypeVar, overload
 
 from ._errors import EventTooLarge, LimitExceeded, LineTooLong
+from ._lines import UNLIMITED, BytesLike, LineBuffer, limit
 from ._models import Comment, Event
 
 __all__ = (
@@ -38,21 +40,19 @@ __all__ = (
     "iter_events",
 )
 
-DEFAULT_MAX_LINE_LENGTH = 1 << 20
-"""Default limit on one line, in bytes (1 MiB)."""
+DEFAULT_MAX_LINE_LENGTH: int | None = None
+"""Default limit on one line: ``None``, so that lines are bounded by ``max_event_size`` instead
+(a ``data:`` line carrying the largest event allowed decodes)."""
 
 DEFAULT_MAX_EVENT_SIZE = 16 << 20
 """Default limit on one event's data, in bytes of UTF-8 (16 MiB)."""
 
-BytesLike: TypeAlias = bytes | bytearray | memoryview
-"""What the decoders take: bytes, or a bytes-like object that they copy before keeping."""
-
 _T = TypeVar("_T")
 
-_BOM = b"\xef\xbb\xbf"
 _CRLFCR = b"\r\n\r"
 _LF = b"\n"
-_UNLIMITED = sys.maxsize
+# With no max_line_length, a line may be as long as a data line carrying max_event_size bytes.
+_DATA_PREFIX = len(b"data: ")
 
 # The hot paths build events as object.__new__(Event) plus four slot stores: Event has no
 # validators or converters, so this gives exactly what Event(...) gives, for about 1.6k machine
@@ -64,9 +64,9 @@ _new = object.__new__
 
 
 def _message(raw: BytesLike, last_id: str) -> Event:
-    # A "message" event with raw as its data, built as described above.  The two hottest loops
-    # (iter_events() on whole-event chunks, runs of one-line events in _text) inline this:
-    # the call costs about 430 instructions, a tenth of what the rest of such an event costs.
+    # A "message" event with raw as its data, built as described above.  The hottest loop
+    # (runs of one-line events in _text) inlines this: the call costs about 430 instructions,
+    # a tenth of what the rest of such an event costs.
     event = _new(Event)
     event.event = "message"
     try:
@@ -74,45 +74,30 @@ def _message(raw: BytesLike, last_id: str) -> Event:
     except UnicodeDecodeError:
         event.data = raw.decode("utf-8", "replace")  # type: ignore[union-attr]
     except AttributeError:
-        event.data = str(raw, "utf-8", "replace")  # a memoryview: see iter_events()
+        # A memoryview passes every test of feed()'s fast path but has no decode(); it is
+        # caught here, where it costs nothing, rather than by a type check on every chunk.
+        # Nothing of it is kept, so it need not be copied.
+        event.data = str(raw, "utf-8", "replace")
     event.id = last_id
     event.retry = None
     return event
 
 
-# iter_events() reassembles chunks up to this size into whole lines and events before feeding
-# them: that pays where chunks are small (then each event costs several); on larger ones it
-# would only copy more.  Measured under callgrind, it takes 1 B and 7 B chunks from 116k and
-# 26k instructions per event to 94k and 23k; done on 64 KiB chunks, it cost a quarter of their
-# speed.
+# While no event is open, whole lines are held with the unfinished one until a blank line comes,
+# up to this many bytes: that pays where chunks are small (then an event comes in several, and
+# reassembled it takes the one-event path); on larger chunks it would only copy more.
 _SMALL = 1024
 
 
-def _as_bytes(data: object) -> bytes:
-    # Chunks that are not exact bytes are copied: a caller may reuse a bytearray or the buffer
-    # under a memoryview for its next read, and the decoder keeps unfinished lines across feeds.
-    if isinstance(data, str):
-        raise TypeError("the decoder takes bytes, not str: pass the raw body, or encode it")
-    try:
-        return memoryview(data).tobytes()  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"the decoder takes bytes, not {type(data).__name__}") from None
-
-
-def _limit(name: str, value: int | None) -> int:
-    if value is None:
-        return _UNLIMITED
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int or None, not {value!r}")
-    return value
-
-
-class SSEDecoder:
+class SSEDecoder(LineBuffer):
     """Incremental decoder: feed bytes in any chunking, get :class:`Event` objects back.
 
     :param last_event_id: initial last event ID (as after an earlier connection).
     :param retry: initial reconnection time in milliseconds, or ``None``.
-    :param max_line_length: longest line accepted, in bytes; ``None`` for no limit.
+    :param max_line_length: longest line accepted, in bytes.  ``None`` (the default): lines have
+        no limit of their own but the event size's, so that a ``data:`` line as large as an event
+        decodes, and a line longer than any such line raises :class:`EventTooLarge`; with both
+        ``None``, nothing is bounded.
     :param max_event_size: largest event data accepted, in bytes; ``None`` for no limit.
 
     Exceeding a limit raises :class:`LineTooLong` or :class:`EventTooLarge`; the events decoded
@@ -121,22 +106,19 @@ class SSEDecoder:
     """
 
     __slots__ = (
-        "_bom",
         "_bretry",
         "_clean",
         "_comments",
         "_cr",
         "_data",
         "_dsize",
-        "_error",
         "_fast_limit",
+        "_follow",
         "_id_buffer",
         "_idle",
         "_last_id",
         "_max_event",
-        "_max_line",
-        "_parts",
-        "_plen",
+        "_plain",
         "_retry",
         "_type",
     )
@@ -153,8 +135,13 @@ class SSEDecoder:
             raise ValueError("last_event_id must be a str without NUL")
         if retry is not None and (type(retry) is not int or retry < 0):
             raise ValueError(f"retry must be a non-negative int or None, not {retry!r}")
-        self._max_line = _limit("max_line_length", max_line_length)
-        self._max_event = _limit("max_event_size", max_event_size)
+        self._max_event = limit("max_event_size", max_event_size)
+        self._max_line = limit("max_line_length", max_line_length)
+        # Lines that follow the event size are bounded all the same, so that an endless line
+        # cannot grow without end.
+        self._follow = max_line_length is None and self._max_event < UNLIMITED
+        if self._follow:
+            self._max_line = self._max_event + _DATA_PREFIX
         self._fast_limit = min(self._max_line, self._max_event)
         self._last_id = last_event_id
         self._id_buffer = last_event_id
@@ -166,17 +153,18 @@ class SSEDecoder:
         # Per-stream state; last_id and retry outlive a stream, as EventSource's do.  An ID
         # read in a block that was never dispatched is dropped with the block (HTML 9.2.6:
         # only dispatch commits the buffer to the last event ID string).
+        self._start()
         self._id_buffer = self._last_id
-        self._bom: bytes | None = b""  # bytes seen while a leading BOM is still possible
         self._cr = False  # the last byte fed was a CR (now a line break)
-        self._parts: list[bytes] = []  # pieces of the unfinished line
-        self._plen = 0
         self._data: list[bytes] = []
         self._dsize = 0  # bytes the joined data of an open event would have, plus one
         self._type = b""
         self._bretry: int | None = None  # a retry field seen in the current block
         self._error: LimitExceeded | None = None
         self._clean = False  # no per-stream state pending: feed() may take its fast path
+        # A chunk with no line break may go straight to the line buffer: no BOM still possible,
+        # no CR pending, no error.
+        self._plain = False
         self._idle = True  # no event open: no data, type, retry or ID read since a dispatch
 
     @property
@@ -196,22 +184,30 @@ class SSEDecoder:
         ``data`` is bytes or any bytes-like object (a bytearray or memoryview is copied, so the
         caller may reuse its buffer); ``str`` raises :class:`TypeError`.
         """
-        # The most common chunk of all, one whole "data: ..." event as a server flushes it, is
-        # decoded here without touching any state.
-        if self._clean and data[:6] == b"data: " and data[-1] == 10:
-            # Ended by LF LF or by CR LF CR LF; b"\n" stands for neither, and fails below.
-            middle = data[6:-2] if data[-2] == 10 else data[6:-4] if data[-4:-1] == _CRLFCR else _LF
-            if 10 not in middle and 13 not in middle and len(data) <= self._fast_limit:
-                return [_message(middle, self._last_id)]
+        if self._clean:
+            # The most common chunk of all, one whole "data: ..." event as a server flushes
+            # it, is decoded here without touching any state.
+            if data[:6] == b"data: " and data[-1] == 10:
+                # Ended by LF LF or by CR LF CR LF; b"\n" stands for neither, and fails below.
+                middle = (
+                    data[6:-2] if data[-2] == 10 else data[6:-4] if data[-4:-1] == _CRLFCR else _LF
+                )
+                if 10 not in middle and 13 not in middle and len(data) <= self._fast_limit:
+                    return [_message(middle, self._last_id)]
+        elif self._plain and type(data) is bytes and 10 not in data and 13 not in data:
+            # A chunk that ends no line only grows the unfinished one: LineBuffer._hold, inlined
+            # because a stream read a few bytes at a time takes this path for most chunks, and
+            # the call would add a sixth to such a feed (2,470 instructions instead of 2,100).
+            self._parts.append(data)
+            room = self._room - len(data)
+            self._room = room
+            if room < 0:
+                self._fail(self._too_long())
+            return []
         return self._feed(data)
 
     def _feed(self, data: BytesLike) -> list[Event]:
-        if not isinstance(data, bytes):
-            data = _as_bytes(data)
-        if self._error is not None:
-            raise self._error
-        if self._bom is not None:
-            data = self._strip_bom(data)
+        data = self._admit(data)
         if self._cr and data:
             self._cr = False
             if data[0] == 10:
@@ -219,40 +215,70 @@ class SSEDecoder:
         if 13 in data:
             self._cr = data[-1] == 13
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        end = data.rfind(b"\n") + 1
+        end = data.rfind(10) + 1
         if not end:
-            if data:
-                self._parts.append(data)
-                self._plen += len(data)
-                self._clean = False
-                if self._plen > self._max_line:
-                    self._fail(LineTooLong(self._max_line))
+            self._clean = False
+            self._plain = self._bom is None and not self._cr
+            if data and self._hold(data) < 0:
+                self._fail(self._too_long())
             return []
-        if self._parts:
-            self._parts.append(data[:end])
-            head = b"".join(self._parts)
-            self._parts = []
+        # LineBuffer._joined and _keep, inlined: with small chunks this runs for most events,
+        # and the two calls cost a tenth of it.
+        parts = self._parts
+        if parts:
+            size = len(data)
+            parts.append(data)
+            data = b"".join(parts)
+            end += len(data) - size
+        if (
+            self._idle
+            and end <= _SMALL
+            and data[0] != 10
+            and end <= self._fast_limit
+            and not self._comments
+            and data.find(b"\n\n") < 0
+            and data.find(b"retry") < 0
+        ):
+            # (find(), not "in": bytes.__contains__ tries its argument as an int first, and the
+            # TypeError it raises and clears costs more than the search.)
+            # No event is open and none can end here (no blank line): hold the whole lines
+            # too, so that they reach _text with their blank line, often as one whole event.
+            # Nothing they hold is seen before then: no comment (none are held for
+            # feed_items()), no retry field, and an ID counts only at dispatch; and no limit can
+            # be hit, as they fit the event size.
+            self._parts = [data]
+            self._room = room = self._max_line - (len(data) - end)
+            if room < 0:
+                self._fail(self._too_long())
+            self._clean = False
+            self._plain = not self._cr
+            return []
+        if end < len(data):
+            head = data[:end]
+            rest = data[end:]
+            self._parts = [rest]
+            self._room = room = self._max_line - len(rest)
         else:
-            head = data[:end] if end < len(data) else data
-        rest = data[end:]
-        if rest:
-            self._parts.append(rest)
-        self._plen = len(rest)
+            head = data
+            if parts:
+                self._parts = []
+            self._room = room = self._max_line
         out: list[Event] = []
-        if len(head) > self._max_line:
+        if end > self._max_line:
             head = self._check_lines(head, out)
         if self._idle and head[:6] == b"data: " and head[-2] == 10:
             # One whole "data: ..." event again, now assembled from smaller chunks.
             middle = head[6:-2]
-            if 10 not in middle and len(head) <= self._fast_limit:
+            if 10 not in middle and end <= self._fast_limit:
                 out.append(_message(middle, self._last_id))
             else:
                 self._text(head, out)
         else:
             self._text(head, out)
-        if self._plen > self._max_line:
-            self._fail(LineTooLong(self._max_line), out)
-        self._clean = self._idle and not (rest or self._cr) and self._bom is None
+        if room < 0:
+            self._fail(self._too_long(), out)
+        self._clean = self._idle and not (self._parts or self._cr)
+        self._plain = not self._cr
         return out
 
     def feed_items(self, data: BytesLike) -> list[Event | Comment]:
@@ -274,22 +300,22 @@ class SSEDecoder:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _strip_bom(self, data: bytes) -> bytes:
-        buf = self._bom + data if self._bom else data
-        if len(buf) < 3 and _BOM.startswith(buf):
-            self._bom = buf  # maybe a BOM split across chunks: wait for more
-            return b""
-        self._bom = None
-        return buf[3:] if buf[:3] == _BOM else buf
+    def _too_long(self) -> LimitExceeded:
+        # The error for a line over the line limit: that limit's, or the event size's when
+        # lines follow it.
+        if self._follow:
+            return EventTooLarge(self._max_event)
+        return LineTooLong(self._max_line)
 
     def _fail(self, error: LimitExceeded, out: list[Event] | None = None) -> None:
         # Keep the stream's completed events on the error; later feeds raise the error again.
         if out:
             error.events = list(out)
         self._parts = []
+        self._room = self._max_line
         self._data = []
         self._error = type(error)(error.value)
-        self._clean = False
+        self._clean = self._plain = False
         raise error
 
     def _check_lines(self, head: bytes, out: list[Event]) -> bytes:
@@ -301,7 +327,7 @@ class SSEDecoder:
             nl = head.index(b"\n", start)
             if nl - start > limit:
                 self._text(head[:start], out)
-                self._fail(LineTooLong(limit), out)
+                self._fail(self._too_long(), out)
             start = nl + 1
             if start == len(head):
                 return head
@@ -535,109 +561,54 @@ def _pump(
 
 
 def _iter_events(decoder: SSEDecoder, chunks: Iterable[BytesLike]) -> Iterator[Event]:
-    # Past the inlined fast path below, feed()'s own would fail the same tests: go straight on.
-    feed = decoder._feed
-    # A chunk with no CR or LF cannot complete a line, nor lines with no blank line among them an
-    # event: hold them and feed them with the next chunk that can, which gives the same events
-    # at the same points and skips a feed() per chunk.
-    held: list[bytes] = []
-    held_size = 0
-    limit = decoder._max_line
-    fast_limit = decoder._fast_limit
-    # feed()'s fast path, inlined: a whole "data: ..." event per chunk, the common case.
-    # idle: the decoder is clean (as after a whole event); clean: that, and nothing held.
-    idle = clean = False
+    # _pump(decoder.feed, ...) with feed()'s two per-chunk paths inlined, the copies that pay
+    # here, where a generator's locals cost less than a call and attribute stores: the
+    # whole-event path takes a stream of one event per chunk from 6.9k to 5.1k instructions an
+    # event, the unfinished-line path one cut into 1-byte chunks from 187k to 128k
+    # (python -m tests.benchmarks.instructions --only tokens --only tokens/1B).  The decoder's
+    # state is read after each real feed, and the room left written back before the next one.
+    feed = decoder.feed
+    clean = plain = False
     last_id = ""
-    # A CR ending a chunk that was made LF here: an LF starting the next is its other half.
-    cr_pending = False
+    parts = decoder._parts
+    room = decoder._room
+    fast_limit = decoder._fast_limit
     for chunk in chunks:
-        # Each test here was chosen by its measured cost: a slice compare is cheaper than a
-        # method call, an index cheaper than a slice, and the middle slice is the one decoded.
-        if clean and chunk[:6] == b"data: " and chunk[-1] == 10:
-            # As in feed(): LF LF or CR LF CR LF ends the event; anything else fails below.
-            middle = (
-                chunk[6:-2] if chunk[-2] == 10 else chunk[6:-4] if chunk[-4:-1] == _CRLFCR else _LF
-            )
-            if 10 not in middle and 13 not in middle and len(chunk) <= fast_limit:
-                event = _new(Event)
-                event.event = "message"
-                try:
-                    event.data = middle.decode()  # type: ignore[union-attr]
-                except UnicodeDecodeError:
-                    event.data = middle.decode("utf-8", "replace")  # type: ignore[union-attr]
-                except AttributeError:
-                    # A memoryview passes every test above but has no decode(); it is
-                    # caught here, where it costs nothing, rather than by a type check on
-                    # every chunk.  Nothing of it is kept, so it need not be copied.
-                    event.data = str(middle, "utf-8", "replace")
-                event.id = last_id
-                event.retry = None
-                yield event
+        if clean:
+            if chunk[:6] == b"data: " and chunk[-1] == 10:
+                middle = (
+                    chunk[6:-2]
+                    if chunk[-2] == 10
+                    else chunk[6:-4]
+                    if chunk[-4:-1] == _CRLFCR
+                    else _LF
+                )
+                if 10 not in middle and 13 not in middle and len(chunk) <= fast_limit:
+                    event = _new(Event)
+                    event.event = "message"
+                    try:
+                        event.data = middle.decode()  # type: ignore[union-attr]
+                    except UnicodeDecodeError:
+                        event.data = middle.decode("utf-8", "replace")  # type: ignore[union-attr]
+                    except AttributeError:
+                        event.data = str(middle, "utf-8", "replace")  # a memoryview: see _message
+                    event.id = last_id
+                    event.retry = None
+                    yield event
+                    continue
+        elif plain and type(chunk) is bytes and 10 not in chunk and 13 not in chunk:
+            size = len(chunk)
+            if size <= room:
+                parts.append(chunk)
+                room -= size
                 continue
-        if not isinstance(chunk, bytes):
-            chunk = _as_bytes(chunk)  # it may be held: a reused buffer must not change it
-        if cr_pending and chunk:
-            cr_pending = False
-            if chunk[0] == 10:
-                chunk = chunk[1:]
-                if not chunk:
-                    continue
-        if 10 in chunk or 13 in chunk:
-            if held:
-                held.append(chunk)
-                chunk = b"".join(held)
-            held = []
-            held_size = 0
-            small = len(chunk) <= _SMALL
-            if small and 13 in chunk:
-                # CR LF and lone CR become LF here, as the decoder would make them, so that
-                # CRLF streams are reassembled too; a CR ending the chunk is a line break at
-                # once, and cr_pending drops the LF that may follow it.  Not where a CR ended
-                # the decoder's last feed: its own rules take that.
-                if decoder._cr:
-                    small = False
-                else:
-                    cr_pending = chunk[-1] == 13
-                    chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            if small:
-                if chunk[0] != 10 and chunk.find(b"\n\n") < 0 and len(chunk) <= fast_limit:
-                    # No blank line, so no event can end here: hold the whole lines too, and
-                    # they reach the decoder with the blank line, as one event.
-                    held.append(chunk)
-                    held_size = len(chunk)
-                    clean = False
-                    continue
-                # The unfinished line after the last LF is held here rather than in the decoder,
-                # so that what is fed is whole lines, and often exactly one whole event, which
-                # then takes the inlined fast path too (small chunks make this the common case).
-                end = chunk.rfind(b"\n") + 1
-                if end < len(chunk) and len(chunk) - end <= limit:
-                    held.append(chunk[end:])
-                    held_size = len(chunk) - end
-                    chunk = chunk[:end]
-                if idle and chunk[:6] == b"data: " and chunk[-2] == 10:
-                    middle = chunk[6:-2]
-                    if 10 not in middle and len(chunk) <= fast_limit:
-                        clean = not (held or cr_pending)
-                        yield _message(middle, last_id)
-                        continue
-            events = feed(chunk)
-            idle = decoder._clean
-            clean = idle and not (held or cr_pending)
-            last_id = decoder._last_id
-            if events:
-                yield from events
-        else:
-            held.append(chunk)
-            held_size += len(chunk)
-            clean = False
-            if held_size > limit:
-                # More than a line may hold: the decoder takes it now, and raises LineTooLong
-                # if the unfinished line is too long.  No blank line is held, so no event ends.
-                feed(b"".join(held))
-                held = []
-                held_size = 0
-                idle = decoder._clean
-    if held:
-        yield from feed(b"".join(held))
+        decoder._room = room
+        events = feed(chunk)
+        clean = decoder._clean
+        plain = decoder._plain
+        parts = decoder._parts
+        room = decoder._room
+        last_id = decoder._last_id
+        if events:
+            yield from events
     yield from decoder.close()

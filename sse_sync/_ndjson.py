@@ -8,21 +8,22 @@ skipped.  A last line without LF is still a value (JSON Lines allows it, and man
 the final newline), so :meth:`NDJSONDecoder.close` parses it.
 
 Strategy, as in ``_decoder``: the buffer is cut at its last LF in C, everything before it is
-decoded in one call and split into lines in C, and the bytes after it are kept as a list of
-pieces, so a long line arriving in small chunks costs linear time.  Memory is bounded by
-``max_line_length``.  Nothing here imports requests: the client half lives in
-``_ndjson_client`` and is loaded on first use of ``connect_ndjson`` or ``NDJSONStream``.
+decoded in one call and split into lines in C, and the bytes after it are kept by the shared
+:class:`~sse_sync._lines.LineBuffer`, so a long line arriving in small chunks costs linear time.
+Memory is bounded by ``max_line_length`` (1 MiB unless set).  Nothing here imports requests: the
+client half lives in ``_ndjson_client`` and is loaded on first use of ``connect_ndjson`` or
+``NDJSONStream``.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NoReturn
 
-from ._decoder import DEFAULT_MAX_LINE_LENGTH, BytesLike, _as_bytes, _pump
+from ._decoder import _pump
 from ._errors import LimitExceeded, LineTooLong, NDJSONDecodeError
+from ._lines import BytesLike, LineBuffer, limit
 
 __all__ = (
     "NDJSON_MEDIA_TYPES",
@@ -41,13 +42,14 @@ NDJSON_MEDIA_TYPES = (
 )
 """The ``Content-Type`` media types accepted as NDJSON, the usual one first."""
 
-_BOM = b"\xef\xbb\xbf"
+DEFAULT_MAX_NDJSON_LINE_LENGTH = 1 << 20
+"""Default limit on one NDJSON line, in bytes (1 MiB): a line is a value, and its only bound."""
+
 _BLANK = " \t\r"  # JSON whitespace other than LF, which ends the line
 _PREVIEW_CHARS = 60
-_UNLIMITED = sys.maxsize
 
 
-class NDJSONDecoder:
+class NDJSONDecoder(LineBuffer):
     """Incremental NDJSON decoder: feed bytes in any chunking, get the decoded values back.
 
     :param max_line_length: longest line accepted, in bytes without its LF or CRLF; ``None`` for
@@ -63,35 +65,22 @@ class NDJSONDecoder:
     Not thread-safe: one decoder belongs to one reader.
     """
 
-    __slots__ = ("_bom", "_error", "_line", "_loads", "_max_line", "_parts", "_plen")
+    __slots__ = ("_line", "_loads")
 
     def __init__(
         self,
         *,
-        max_line_length: int | None = DEFAULT_MAX_LINE_LENGTH,
+        max_line_length: int | None = DEFAULT_MAX_NDJSON_LINE_LENGTH,
         loads: Callable[[str], Any] = json.loads,
     ) -> None:
-        if max_line_length is None:
-            self._max_line = _UNLIMITED
-        elif (
-            isinstance(max_line_length, bool)
-            or not isinstance(max_line_length, int)
-            or max_line_length < 1
-        ):
-            raise ValueError(
-                f"max_line_length must be a positive int or None, not {max_line_length!r}"
-            )
-        else:
-            self._max_line = max_line_length
+        self._max_line = limit("max_line_length", max_line_length)
         if not callable(loads):
             raise TypeError("loads must be callable")
         self._loads = loads
         self._reset()
 
     def _reset(self) -> None:
-        self._bom: bytes | None = b""  # bytes seen while a leading BOM is still possible
-        self._parts: list[bytes] = []  # pieces of the unfinished line
-        self._plen = 0
+        self._start()
         self._line = 0  # complete lines consumed so far
         self._error: LimitExceeded | NDJSONDecodeError | None = None
 
@@ -111,33 +100,19 @@ class NDJSONDecoder:
         ``data`` is bytes or any bytes-like object (a bytearray or memoryview is copied, so the
         caller may reuse its buffer); ``str`` raises :class:`TypeError`.
         """
-        if not isinstance(data, bytes):
-            data = _as_bytes(data)
-        if self._error is not None:
-            raise self._error
-        if self._bom is not None:
-            data = self._strip_bom(data)
+        data = self._admit(data)
         end = data.rfind(b"\n") + 1
         if not end:
-            if data:
-                self._parts.append(data)
-                self._plen += len(data)
-                if self._plen > self._max_line and self._over(data):
-                    self._fail(LineTooLong(self._max_line))
+            if data and self._hold(data) < 0 and self._over(data):
+                self._fail(LineTooLong(self._max_line))
             return []
         if self._parts:
-            self._parts.append(data[:end])
-            head = b"".join(self._parts)
-            self._parts = []
-        else:
-            head = data[:end] if end < len(data) else data
-        rest = data[end:]
-        self._plen = len(rest)
-        if rest:
-            self._parts.append(rest)
+            data = self._joined(data)
+            end = data.rfind(b"\n") + 1
+        head = self._keep(data, end)
         out: list[Any] = []
         self._lines(head, out)
-        if self._plen > self._max_line and self._over(rest):
+        if self._room < 0 and self._over(data):
             self._fail(LineTooLong(self._max_line), out)
         return out
 
@@ -151,7 +126,7 @@ class NDJSONDecoder:
         The decoder is reset first, so it is ready for a new stream even if this raises
         :class:`NDJSONDecodeError` for an invalid last line.  After an error, returns ``[]``.
         """
-        tail = (self._bom or b"") + b"".join(self._parts)
+        tail = self._tail()
         consumed = self._line
         failed = self._error is not None
         self._reset()
@@ -168,18 +143,10 @@ class NDJSONDecoder:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _strip_bom(self, data: bytes) -> bytes:
-        buf = self._bom + data if self._bom else data
-        if len(buf) < 3 and _BOM.startswith(buf):
-            self._bom = buf  # maybe a BOM split across chunks: wait for more
-            return b""
-        self._bom = None
-        return buf[3:] if buf[:3] == _BOM else buf
-
     def _over(self, last: bytes) -> bool:
         # The unfinished line is over the limit; it is too long unless the only extra byte is a
         # CR (its last byte, the end of ``last``) that may be the first half of its CRLF.
-        return self._plen > self._max_line + 1 or last[-1:] != b"\r"
+        return self._room < -1 or last[-1:] != b"\r"
 
     def _fail(
         self, error: LimitExceeded | NDJSONDecodeError, out: list[Any] | None = None
@@ -194,7 +161,7 @@ class NDJSONDecoder:
                 error.values = list(out)
             self._error = NDJSONDecodeError(error.reason, error.line, error.preview)
         self._parts = []
-        self._plen = 0
+        self._room = self._max_line
         raise error
 
     def _lines(self, head: bytes, out: list[Any]) -> None:
@@ -268,7 +235,7 @@ def _json_error(exc: BaseException, number: int, line: str) -> NDJSONDecodeError
 def decode_ndjson(
     body: BytesLike,
     *,
-    max_line_length: int | None = DEFAULT_MAX_LINE_LENGTH,
+    max_line_length: int | None = DEFAULT_MAX_NDJSON_LINE_LENGTH,
     loads: Callable[[str], Any] = json.loads,
 ) -> list[Any]:
     """Decode a whole NDJSON body; a last line without LF counts (see :class:`NDJSONDecoder`)."""
@@ -281,7 +248,7 @@ def decode_ndjson(
 def iter_ndjson(
     chunks: Iterable[BytesLike],
     *,
-    max_line_length: int | None = DEFAULT_MAX_LINE_LENGTH,
+    max_line_length: int | None = DEFAULT_MAX_NDJSON_LINE_LENGTH,
     loads: Callable[[str], Any] = json.loads,
 ) -> Iterator[Any]:
     """Decode an iterable of byte chunks lazily, yielding each value as soon as its line ends."""

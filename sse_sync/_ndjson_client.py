@@ -21,8 +21,7 @@ from ._client import (
     _open,
     _Stream,
 )
-from ._decoder import DEFAULT_MAX_LINE_LENGTH
-from ._ndjson import NDJSON_MEDIA_TYPES, NDJSONDecoder
+from ._ndjson import DEFAULT_MAX_NDJSON_LINE_LENGTH, NDJSON_MEDIA_TYPES, NDJSONDecoder
 from ._retry import RetryPolicy
 
 __all__ = ("NDJSONStream", "connect_ndjson")
@@ -55,7 +54,7 @@ def connect_ndjson(
     idle_timeout: float | None = None,
     max_queue: int = DEFAULT_MAX_QUEUE,
     max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
-    max_line_length: int | None = DEFAULT_MAX_LINE_LENGTH,
+    max_line_length: int | None = DEFAULT_MAX_NDJSON_LINE_LENGTH,
     loads: Callable[[str], Any] = _json.loads,
     **request_kwargs: Any,
 ) -> NDJSONStream:
@@ -69,8 +68,8 @@ def connect_ndjson(
         a :class:`RetryPolicy` only where that is right (a live feed with no history).
     :param idle_timeout: end the stream with :class:`IdleTimeout` when no complete line
         arrives for this many seconds.
-    :param max_line_length: longest line accepted, in bytes; ``None`` for no limit.  A longer
-        line ends the stream with :class:`LineTooLong`.
+    :param max_line_length: longest line accepted, in bytes (1 MiB by default); ``None`` for no
+        limit.  A longer line ends the stream with :class:`LineTooLong`.
     :param loads: parses one line into a value (see :class:`NDJSONDecoder`).
     :raises ConnectError, ReadTimeout, HTTPStatusError, ContentTypeError, RequestError:
     """

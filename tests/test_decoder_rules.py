@@ -954,22 +954,61 @@ def test_unterminated_line_raises_as_soon_as_it_exceeds_the_limit() -> None:
         decoder.feed(b"a")
 
 
-def test_default_line_limit_is_one_mebibyte() -> None:
-    assert MiB == sse_sync.DEFAULT_MAX_LINE_LENGTH
-    exact = b"data:" + b"x" * (MiB - 5)
-    assert len(exact) == MiB
-    events = SSEDecoder().feed(exact + b"\n\n")
-    assert [len(e.data) for e in events] == [MiB - 5]
-    # Fed in 64 KiB pieces too.
-    decoder = SSEDecoder()
-    events = [e for c in split_cyclic(exact + b"\r\n\r\n", [1 << 16]) for e in decoder.feed(c)]
-    assert [len(e.data) for e in events] == [MiB - 5]
+def test_default_line_limit_follows_the_event_size() -> None:
+    # One limit bounds both: with no max_line_length, a data line carrying the largest event
+    # allowed decodes, whatever its prefix and line ending, and however it is cut.
+    assert sse_sync.DEFAULT_MAX_LINE_LENGTH is None
+    for prefix in (b"data: ", b"data:"):
+        for eol in (b"\n", b"\r", b"\r\n"):
+            raw = prefix + b"x" * 1000 + eol + eol
+            for chunks in ([raw], split_cyclic(raw, [1]), split_cyclic(raw, [7])):
+                decoder = SSEDecoder(max_event_size=1000)
+                assert [len(e.data) for e in feed_each(decoder, chunks)] == [1000]
+    # One byte more is an event too large, in any chunking.
+    raw = b"data: " + b"x" * 1001 + b"\n\n"
+    for chunks in ([raw], split_cyclic(raw, [1]), split_cyclic(raw, [64])):
+        with pytest.raises(EventTooLarge) as info:
+            feed_each(SSEDecoder(max_event_size=1000), chunks)
+        check_limit_error(info.value, EventTooLarge, 1000)
+    # A line that no event could fit in is refused under the one limit in force as soon as it is
+    # longer than the longest data line allowed, even without a line break: memory stays bounded.
+    for line in (b"data: " + b"x" * 2000, b":" + b"c" * 2000, b"x" * 2000):
+        for chunks in ([line + b"\n"], split_cyclic(line, [100]), split_cyclic(line, [1])):
+            decoder = SSEDecoder(max_event_size=1000)
+            with pytest.raises(EventTooLarge) as info:
+                feed_each(decoder, chunks)
+            check_limit_error(info.value, EventTooLarge, 1000)
+            assert not decoder._parts
+    decoder = SSEDecoder(max_event_size=1000)
+    assert feed_each(decoder, [b":" + b"c" * 1005 + b"\n", b"data: ok\n\n"])[0].data == "ok"
+    with pytest.raises(EventTooLarge):
+        feed_each(decoder, [b":" + b"c" * 1006])
+    # max_line_length, when set, is the line limit, above or below the event size.
+    decoder = SSEDecoder(max_line_length=3000, max_event_size=1000)
+    assert feed_each(decoder, [b":" + b"c" * 2998 + b"\n", b"data: ok\n\n"])[0].data == "ok"
+    with pytest.raises(LineTooLong) as info:
+        feed_each(SSEDecoder(max_line_length=10, max_event_size=1000), [b"data: 12345\n\n"])
+    check_limit_error(info.value, LineTooLong, 10)
+    # Both None: nothing is bounded.
+    big = b"data: " + b"x" * (2 * MiB) + b"\n\n"
+    assert feed_each(SSEDecoder(max_line_length=None, max_event_size=None), [big]) != []
 
-    for chunks in ([exact + b"x\n\n"], split_cyclic(exact + b"x\n\n", [1 << 16]), [exact, b"x"]):
-        decoder = SSEDecoder()
-        with pytest.raises(LineTooLong) as info:
-            feed_each(decoder, chunks)
-        check_limit_error(info.value, LineTooLong, MiB)
+
+def test_default_limits_decode_a_data_line_as_large_as_an_event() -> None:
+    # What a client with the defaults must take (the contract suite's "large message"): one data
+    # line of 14 MB, in one chunk and in 64 KiB reads.
+    line = b"data: " + b"x" * (14 * 10**6) + b"\n\n"
+    assert [len(e.data) for e in sse_sync.decode(line)] == [14 * 10**6]
+    decoder = SSEDecoder()
+    events = feed_each(decoder, split_cyclic(line, [1 << 16]))
+    assert [len(e.data) for e in events] == [14 * 10**6]
+    # And an endless line still ends at the event size.
+    decoder = SSEDecoder()
+    for _ in range(16 * 16):
+        assert decoder.feed(b"y" * (1 << 16)) == []
+    with pytest.raises(EventTooLarge) as info:
+        decoder.feed(b"y" * 7)
+    check_limit_error(info.value, EventTooLarge, sse_sync.DEFAULT_MAX_EVENT_SIZE)
 
 
 @pytest.mark.parametrize("sizes", [None, [1], [3], [64]], ids=["whole", "1", "3", "64"])

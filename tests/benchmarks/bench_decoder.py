@@ -76,13 +76,14 @@ class Scale:
     big_line: tuple[int, int]  # min, max characters per data line of a big event
     big_chunk: int
     mixed: int  # dispatched events in the mixed stream
+    mixed_1b: int  # events of the mixed stream's start fed one byte at a time
     mixed_chunk: tuple[int, int]  # min, max chunk size for the mixed stream
 
 
 SCALES: dict[str, Scale] = {
-    "full": Scale(200_000, 20_000, 200, 65536, (1024, 4096), 65536, 100_000, (1000, 2000)),
-    "quick": Scale(20_000, 2_000, 20, 65536, (1024, 4096), 65536, 10_000, (1000, 2000)),
-    "tiny": Scale(60, 20, 3, 4096, (100, 400), 1024, 300, (7, 61)),
+    "full": Scale(200_000, 20_000, 200, 65536, (1024, 4096), 65536, 100_000, 10_000, (1000, 2000)),
+    "quick": Scale(20_000, 2_000, 20, 65536, (1024, 4096), 65536, 10_000, 1_000, (1000, 2000)),
+    "tiny": Scale(60, 20, 3, 4096, (100, 400), 1024, 300, 30, (7, 61)),
 }
 
 ROWS: tuple[str, ...] = (
@@ -95,6 +96,8 @@ ROWS: tuple[str, ...] = (
     "tokens/CRLF/7B",
     "big",
     "mixed",
+    "mixed/1B",
+    "mixed/7B",
 )
 
 
@@ -284,6 +287,25 @@ def build_workloads(scale_name: str, only: Sequence[str] = ()) -> list[Workload]
                 mixed,
                 mixed_expected,
                 lambda: slice_random(mixed, low, high, seed=4),
+            )
+        )
+    if "mixed/1B" in rows:
+        # The generator is seeded, so fewer events are the same stream's start.
+        mixed_head, head_expected = make_mixed(scale.mixed_1b)
+        out.append(
+            Workload(
+                "mixed/1B",
+                f"1 B chunks, first {scale.mixed_1b} events",
+                mixed_head,
+                head_expected,
+                lambda: slice_fixed(mixed_head, 1),
+            )
+        )
+    if "mixed/7B" in rows:
+        mixed_all, all_expected = make_mixed(scale.mixed)
+        out.append(
+            Workload(
+                "mixed/7B", "7 B chunks", mixed_all, all_expected, lambda: slice_fixed(mixed_all, 7)
             )
         )
     return out

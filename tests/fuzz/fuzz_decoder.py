@@ -20,8 +20,10 @@ Checked on every input:
    a limit that is never exceeded changes nothing either.  ``iter_events`` and ``decode`` agree.
 3. On a limit error, everything delivered before it (earlier feeds plus ``error.events``) is a
    prefix of that one-chunk result, the error repeats on later feeds, and ``close()`` recovers.
-4. After every feed the private buffers are within the limits: the unfinished line (``_parts``,
-   ``_plen``) and the open event's data (``_data``, ``_dsize``).  The decoder checks these after
+4. After every feed the private buffers are within the limits: the unfinished line (the end of
+   ``_parts``, with ``_room`` the bytes it may still take), whole lines held with it (only while
+   no event is open, never a blank line, at most ``_SMALL`` bytes) and the open event's data
+   (``_data``, ``_dsize``).  The decoder checks these after
    each feed, so the strict bound is asserted, not merely "limit plus one chunk".
 5. A one-chunk decoder with the same limits ends the same way: the same events, the same error
    class.  The limits are defined on lines and events, not on how the bytes arrived.  Comments
@@ -36,7 +38,6 @@ A violation raises AssertionError, which atheris reports as a crash, saving the 
 
 from __future__ import annotations
 
-import itertools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,12 +47,16 @@ from typing import TypedDict
 # (import-not-found); only one of the two applies at a time, hence unused-ignore.
 import atheris  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
+from tests.fuzz import _harness
+from tests.fuzz._harness import MAX_CHUNK, MAX_SIZES, SMALL_LIMIT, split
+
 # Instrument the package so that libFuzzer sees which branches of the decoder an input reaches;
 # the package __init__ imports every decoder module, so all of them are instrumented here.
 with atheris.instrument_imports(include=["sse_sync"]):
     from sse_sync._decoder import (
+        _DATA_PREFIX,
+        _SMALL,
         DEFAULT_MAX_EVENT_SIZE,
-        DEFAULT_MAX_LINE_LENGTH,
         SSEDecoder,
         decode,
         iter_events,
@@ -59,22 +64,8 @@ with atheris.instrument_imports(include=["sse_sync"]):
     from sse_sync._errors import EventTooLarge, LimitExceeded, LineTooLong
     from sse_sync._models import Comment, Event
 
-# int() refuses more digits than this (Python 3.11+), which the decoder must survive; 640 is the
-# lowest setting, so a retry field of fuzzer size reaches that branch (the default is 4300).
-if hasattr(sys, "set_int_max_str_digits"):
-    sys.set_int_max_str_digits(640)
-
-# Limits this small are hit by inputs of a few dozen bytes, which libFuzzer explores quickly.
-SMALL_LIMIT = 64
-# Chunk sizes cycle through a list of up to MAX_SIZES entries of 0..MAX_CHUNK bytes: enough to
-# cut a line or a CRLF anywhere; 0 feeds an empty chunk, which must be harmless.  A flag scales
-# them by BIG_UNIT, so that one feed can also carry the hundreds of lines that make the decoder
-# merge an open event's data lines (more than 256 in one feed).
-MAX_SIZES = 8
-MAX_CHUNK = 48
-# A long stream cut into many tiny chunks costs a feed per chunk and finds little that the first
-# few hundred did not: beyond this many, the rest is fed whole, which keeps runs fast.
-MAX_CHUNKS = 128
+# A flag scales the chunk sizes by BIG_UNIT, so that one feed can also carry the hundreds of
+# lines that make the decoder merge an open event's data lines (more than 256 in one feed).
 BIG_UNIT = 64
 
 Item = Event | Comment
@@ -98,7 +89,8 @@ class Case:
 
     @property
     def max_line(self) -> int:
-        return self.limits.get("max_line_length", DEFAULT_MAX_LINE_LENGTH)
+        # Without max_line_length a line may be as long as a data line of the largest event.
+        return self.limits.get("max_line_length", self.max_event + _DATA_PREFIX)
 
     @property
     def max_event(self) -> int:
@@ -111,25 +103,6 @@ class Outcome:
 
     items: list[Item]
     error: LimitExceeded | None = None
-
-
-def split(stream: bytes, sizes: list[int]) -> list[bytes]:
-    """Cut ``stream`` into chunks of the given sizes, cycling (no sizes: one byte each), and
-    the rest after MAX_CHUNKS chunks into one last chunk."""
-    if not any(sizes):
-        # One byte each, or only empty chunks: those would never advance, so feed them once.
-        sizes = [1] if not sizes else [*sizes, 1]
-    chunks: list[bytes] = []
-    pos = 0
-    for size in itertools.cycle(sizes):
-        if pos >= len(stream):
-            break
-        if len(chunks) == MAX_CHUNKS:
-            chunks.append(stream[pos:])
-            break
-        chunks.append(stream[pos : pos + size])
-        pos += size
-    return chunks
 
 
 def make_case(
@@ -208,21 +181,25 @@ SEEDS: list[tuple[bytes, list[int], Limits, bool]] = [
 
 def write_seeds(directory: Path) -> int:
     """Write SEEDS as fuzzer inputs into ``directory``; return how many this atheris reads back."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = 0
-    for number, seed in enumerate(SEEDS):
-        data = encode(*seed)
-        if data is not None:
-            (directory / f"seed-{number}").write_bytes(data)
-            written += 1
-    return written
+    return _harness.write_seeds(directory, SEEDS, encode)
 
 
 def check_buffers(decoder: SSEDecoder, case: Case) -> None:
     """Property 4: what the decoder holds between feeds is within its limits."""
-    parts = decoder._parts
-    assert decoder._plen == sum(map(len, parts)), f"_plen {decoder._plen} != pieces {parts!r}"
-    assert decoder._plen <= case.max_line, f"unfinished line of {decoder._plen} bytes held"
+    held = b"".join(decoder._parts)
+    lines, _, unfinished = held.rpartition(b"\n")
+    assert decoder._max_line == case.max_line, f"line limit {decoder._max_line}"
+    assert decoder._room == case.max_line - len(unfinished), f"_room {decoder._room} for {held!r}"
+    assert len(unfinished) <= case.max_line, f"unfinished line of {len(unfinished)} bytes held"
+    assert 13 not in held, f"a CR held: {held!r}"
+    if lines:
+        # Whole lines wait with the unfinished one only while no event is open, and only until
+        # a blank line could end their event.
+        assert decoder._idle, f"lines held with an event open: {held!r}"
+        assert not case.items, f"lines held for feed_items(): {held!r}"
+        assert len(lines) < _SMALL, f"{len(lines)} bytes of whole lines held"
+        assert b"\n\n" not in held, f"a blank line held: {held!r}"
+        assert held[0] != 10, f"a blank line held: {held!r}"
     data = decoder._data
     joined = sum(map(len, data)) + len(data) - 1 if data else 0
     assert joined <= case.max_event, f"open event of {joined} bytes held"
@@ -352,16 +329,7 @@ def fuzz_one_input(data: bytes) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if "--add-seeds" in argv:
-        # Ours, not libFuzzer's: write SEEDS into the corpus directory (the first argument that
-        # is not a flag) before fuzzing starts from it.
-        argv = [arg for arg in argv if arg != "--add-seeds"]
-        corpus = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
-        if corpus is None:
-            sys.exit("--add-seeds needs a corpus directory")
-        print(f"INFO: wrote {write_seeds(Path(corpus))} seeds to {corpus}", file=sys.stderr)
-    atheris.Setup(argv, fuzz_one_input)
-    atheris.Fuzz()
+    _harness.main(argv, fuzz_one_input, write_seeds)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ values delivered plus the error that stopped the stream, if any.  Checked on eve
 3. On :class:`LineTooLong`, the values delivered before it (earlier feeds plus ``error.events``)
    are a prefix of the reference's.  After any error from ``feed()`` the error repeats on later
    feeds, ``close()`` then returns ``[]``, and the decoder works again.
-4. After every feed the unfinished line (``_parts``, ``_plen``) is within ``max_line_length``,
+4. After every feed the unfinished line (``_parts``, ``_room``) is within ``max_line_length``,
    plus the one CR that may be the first half of its CRLF; the decoder checks this after each
    feed, so the strict bound is asserted, not merely "limit plus one chunk".
 5. A one-chunk decoder with the same limit has the same outcome.
@@ -38,7 +38,6 @@ A violation raises AssertionError, which atheris reports as a crash, saving the 
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -49,27 +48,19 @@ from typing import Any, TypedDict
 # (import-not-found); only one of the two applies at a time, hence unused-ignore.
 import atheris  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
+from tests.fuzz import _harness
+from tests.fuzz._harness import MAX_CHUNK, MAX_SIZES, SMALL_LIMIT, split
+
 # Instrument the package so that libFuzzer sees which branches of the decoder an input reaches;
 # the package __init__ imports every decoder module, so all of them are instrumented here.
 with atheris.instrument_imports(include=["sse_sync"]):
-    from sse_sync._decoder import DEFAULT_MAX_LINE_LENGTH
     from sse_sync._errors import LineTooLong, NDJSONDecodeError
-    from sse_sync._ndjson import NDJSONDecoder, decode_ndjson, iter_ndjson
-
-# int() refuses more digits than this (Python 3.11+), so json.loads raises a ValueError that is
-# not a JSONDecodeError; 640 is the lowest setting, which puts that within a fuzzer's reach.
-if hasattr(sys, "set_int_max_str_digits"):
-    sys.set_int_max_str_digits(640)
-
-# A limit this small is hit by inputs of a few dozen bytes, which libFuzzer explores quickly.
-SMALL_LIMIT = 64
-# Chunk sizes cycle through a list of up to MAX_SIZES entries of 0..MAX_CHUNK bytes: enough to
-# cut a line, a CRLF, a BOM or a multi-byte character anywhere; 0 feeds an empty chunk.
-MAX_SIZES = 8
-MAX_CHUNK = 48
-# A long stream cut into many tiny chunks costs a feed per chunk and finds little that the first
-# few hundred did not: beyond this many, the rest is fed whole, which keeps runs fast.
-MAX_CHUNKS = 128
+    from sse_sync._ndjson import (
+        DEFAULT_MAX_NDJSON_LINE_LENGTH,
+        NDJSONDecoder,
+        decode_ndjson,
+        iter_ndjson,
+    )
 
 DecoderError = LineTooLong | NDJSONDecodeError
 
@@ -90,7 +81,7 @@ class Case:
 
     @property
     def max_line(self) -> int:
-        return self.limits.get("max_line_length", DEFAULT_MAX_LINE_LENGTH)
+        return self.limits.get("max_line_length", DEFAULT_MAX_NDJSON_LINE_LENGTH)
 
 
 @dataclass
@@ -111,25 +102,6 @@ class Outcome:
         else:
             described = (type(error).__name__, error.value)
         return json.dumps(self.values), described
-
-
-def split(stream: bytes, sizes: list[int]) -> list[bytes]:
-    """Cut ``stream`` into chunks of the given sizes, cycling (no sizes: one byte each), and
-    the rest after MAX_CHUNKS chunks into one last chunk."""
-    if not any(sizes):
-        # One byte each, or only empty chunks: those would never advance, so feed them once.
-        sizes = [1] if not sizes else [*sizes, 1]
-    chunks: list[bytes] = []
-    pos = 0
-    for size in itertools.cycle(sizes):
-        if pos >= len(stream):
-            break
-        if len(chunks) == MAX_CHUNKS:
-            chunks.append(stream[pos:])
-            break
-        chunks.append(stream[pos : pos + size])
-        pos += size
-    return chunks
 
 
 def make_case(stream: bytes, sizes: list[int], limits: Limits | None = None) -> Case:
@@ -181,21 +153,14 @@ SEEDS: list[tuple[bytes, list[int], Limits]] = [
 
 def write_seeds(directory: Path) -> int:
     """Write SEEDS as fuzzer inputs into ``directory``; return how many this atheris reads back."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = 0
-    for number, seed in enumerate(SEEDS):
-        data = encode(*seed)
-        if data is not None:
-            (directory / f"seed-{number}").write_bytes(data)
-            written += 1
-    return written
+    return _harness.write_seeds(directory, SEEDS, encode)
 
 
 def check_buffers(decoder: NDJSONDecoder, case: Case) -> None:
     """Property 4: what the decoder holds between feeds is within its limit."""
     parts = decoder._parts
-    plen = decoder._plen
-    assert plen == sum(map(len, parts)), f"_plen {plen} != pieces {parts!r}"
+    plen = sum(map(len, parts))
+    assert decoder._room == decoder._max_line - plen, f"_room {decoder._room} != pieces {parts!r}"
     # One byte over is allowed only for a CR that the next chunk's LF may turn into a CRLF.
     assert plen <= case.max_line or (plen == case.max_line + 1 and parts[-1].endswith(b"\r")), (
         f"unfinished line of {plen} bytes held: {parts!r}"
@@ -212,7 +177,7 @@ def check_error(error: DecoderError, case: Case) -> None:
 
 def check_after_error(decoder: NDJSONDecoder, error: DecoderError, case: Case) -> None:
     assert not decoder._parts, f"line pieces kept after {error!r}"
-    assert decoder._plen == 0, f"_plen {decoder._plen} after {error!r}"
+    assert decoder._room == decoder._max_line, f"_room {decoder._room} after {error!r}"
     # The stream stays failed until close(), which then returns nothing.
     again: DecoderError | None = None
     try:
@@ -334,16 +299,7 @@ def fuzz_one_input(data: bytes) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if "--add-seeds" in argv:
-        # Ours, not libFuzzer's: write SEEDS into the corpus directory (the first argument that
-        # is not a flag) before fuzzing starts from it.
-        argv = [arg for arg in argv if arg != "--add-seeds"]
-        corpus = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
-        if corpus is None:
-            sys.exit("--add-seeds needs a corpus directory")
-        print(f"INFO: wrote {write_seeds(Path(corpus))} seeds to {corpus}", file=sys.stderr)
-    atheris.Setup(argv, fuzz_one_input)
-    atheris.Fuzz()
+    _harness.main(argv, fuzz_one_input, write_seeds)
 
 
 if __name__ == "__main__":
