@@ -986,9 +986,9 @@ def test_default_line_limit_follows_the_event_size() -> None:
     # max_line_length, when set, is the line limit, above or below the event size.
     decoder = SSEDecoder(max_line_length=3000, max_event_size=1000)
     assert feed_each(decoder, [b":" + b"c" * 2998 + b"\n", b"data: ok\n\n"])[0].data == "ok"
-    with pytest.raises(LineTooLong) as info:
+    with pytest.raises(LineTooLong) as too_long:
         feed_each(SSEDecoder(max_line_length=10, max_event_size=1000), [b"data: 12345\n\n"])
-    check_limit_error(info.value, LineTooLong, 10)
+    check_limit_error(too_long.value, LineTooLong, 10)
     # Both None: nothing is bounded.
     big = b"data: " + b"x" * (2 * MiB) + b"\n\n"
     assert feed_each(SSEDecoder(max_line_length=None, max_event_size=None), [big]) != []

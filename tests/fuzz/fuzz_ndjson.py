@@ -48,8 +48,8 @@ from typing import Any, TypedDict
 # (import-not-found); only one of the two applies at a time, hence unused-ignore.
 import atheris  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
-from tests.fuzz import _harness
-from tests.fuzz._harness import MAX_CHUNK, MAX_SIZES, SMALL_LIMIT, split
+from . import _harness
+from ._harness import MAX_CHUNK, MAX_SIZES, SMALL_LIMIT, split
 
 # Instrument the package so that libFuzzer sees which branches of the decoder an input reaches;
 # the package __init__ imports every decoder module, so all of them are instrumented here.
